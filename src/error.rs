@@ -1,0 +1,236 @@
+//! [`AuthError`]: every failure the crate reports, and how it becomes a
+//! response.
+//!
+//! The body is always JSON, `{"detail": "...", "code": "..."}`, plus
+//! `"errors": {"field": ["message", ...]}` for field validation errors. Every
+//! `401` carries `WWW-Authenticate` as RFC 6750 section 3 describes:
+//! `Bearer realm="api"` alone when no credentials came, with
+//! `error="invalid_token"` and an `error_description` when a token came and
+//! was bad. `429` carries `Retry-After`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum_core::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde::Serialize;
+
+use crate::store::StoreError;
+use crate::verify::TokenError;
+
+/// The realm named in `WWW-Authenticate` challenges.
+pub const REALM: &str = "api";
+
+/// Field validation messages, keyed by field name.
+pub type FieldErrors = BTreeMap<&'static str, Vec<String>>;
+
+/// Everything that can go wrong, from a bad token to a store outage.
+///
+/// Each variant has a fixed status and machine `code` (see [`AuthError::code`]);
+/// the `Display` text is the human `detail`.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No access token (nor a usable refresh cookie) came with the request. `401 not_authenticated`.
+    #[error("Authentication credentials were not provided.")]
+    MissingCredentials,
+    /// A token came and was refused. `401 invalid_token`, or `token_expired`
+    /// when only its lifetime was wrong.
+    #[error("The access token is invalid: {0}.")]
+    InvalidToken(TokenError),
+    /// More than one `Authorization` header. `400 invalid_request`.
+    #[error("More than one Authorization header was sent.")]
+    MultipleAuthorization,
+    /// A cookie-authenticated unsafe request from another site. `403 csrf_failed`.
+    #[error("Cross-site request refused.")]
+    CsrfFailed,
+    /// The route needs a verified e-mail address. `403 email_not_verified`.
+    #[error("The e-mail address has not been verified.")]
+    EmailNotVerified,
+    /// The refresh cookie is missing, unknown, expired or revoked. `401 invalid_refresh_token`.
+    #[error("The refresh token is invalid or has expired.")]
+    InvalidRefreshToken,
+    /// Unknown login or wrong password (deliberately indistinguishable). `401 invalid_credentials`.
+    #[error("Invalid login or password.")]
+    InvalidCredentials,
+    /// The body failed validation. `400 invalid_request`.
+    #[error("{detail}")]
+    InvalidRequest {
+        /// Human summary.
+        detail: String,
+        /// Per-field messages (may be empty for whole-body errors).
+        errors: FieldErrors,
+    },
+    /// The body is not `application/json`. `415 unsupported_media_type`.
+    #[error("Expected a request body with Content-Type: application/json.")]
+    UnsupportedMediaType,
+    /// The body is over the size limit. `413 payload_too_large`.
+    #[error("The request body is too large.")]
+    PayloadTooLarge,
+    /// The captcha provider said no. `400 captcha_failed`.
+    #[error("The captcha check failed.")]
+    CaptchaFailed,
+    /// The captcha provider could not be asked. `503 captcha_unavailable`.
+    #[error("The captcha service is unavailable; try again later.")]
+    CaptchaUnavailable,
+    /// Sign-up with an address that already has an account. `409 email_taken`.
+    #[error("An account with this e-mail address already exists.")]
+    EmailTaken,
+    /// A rate limit was reached. `429 rate_limited` with `Retry-After`.
+    #[error("Too many requests; try again later.")]
+    RateLimited {
+        /// How long to wait.
+        retry_after: Duration,
+    },
+    /// Wrong verification code. `400 invalid_code`.
+    #[error("The verification code is invalid.")]
+    InvalidCode,
+    /// The verification code expired. `400 code_expired`.
+    #[error("The verification code has expired; request a new one.")]
+    CodeExpired,
+    /// The code was burned after too many wrong tries. `429 too_many_attempts`.
+    #[error("Too many wrong codes; request a new one.")]
+    TooManyAttempts,
+    /// A store could not be reached. `503 store_unavailable`.
+    #[error("The service is temporarily unavailable; try again later.")]
+    StoreUnavailable(#[source] std::sync::Arc<StoreError>),
+    /// An extractor ran on a route without `AuthLayer`: a wiring bug in the
+    /// app. `500 auth_layer_missing`.
+    #[error(
+        "{0} was used on a route that AuthLayer does not cover; add `.layer(auth.layer())` (or `auth.required()`) to the router that serves it."
+    )]
+    LayerMissing(&'static str),
+    /// Something that should not happen (a hashing task died, a token could
+    /// not be signed). `500 internal_error`.
+    #[error("Internal error.")]
+    Internal(&'static str),
+}
+
+impl AuthError {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        use AuthError::*;
+        match self {
+            MissingCredentials | InvalidToken(_) | InvalidRefreshToken | InvalidCredentials => {
+                StatusCode::UNAUTHORIZED
+            }
+            MultipleAuthorization | InvalidRequest { .. } | CaptchaFailed | InvalidCode
+            | CodeExpired => StatusCode::BAD_REQUEST,
+            CsrfFailed | EmailNotVerified => StatusCode::FORBIDDEN,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            EmailTaken => StatusCode::CONFLICT,
+            RateLimited { .. } | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            CaptchaUnavailable | StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            LayerMissing(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable `code` of the body.
+    pub fn code(&self) -> &'static str {
+        use AuthError::*;
+        match self {
+            MissingCredentials => "not_authenticated",
+            InvalidToken(TokenError::Expired) => "token_expired",
+            InvalidToken(_) => "invalid_token",
+            MultipleAuthorization | InvalidRequest { .. } => "invalid_request",
+            CsrfFailed => "csrf_failed",
+            EmailNotVerified => "email_not_verified",
+            InvalidRefreshToken => "invalid_refresh_token",
+            InvalidCredentials => "invalid_credentials",
+            UnsupportedMediaType => "unsupported_media_type",
+            PayloadTooLarge => "payload_too_large",
+            CaptchaFailed => "captcha_failed",
+            CaptchaUnavailable => "captcha_unavailable",
+            EmailTaken => "email_taken",
+            RateLimited { .. } => "rate_limited",
+            InvalidCode => "invalid_code",
+            CodeExpired => "code_expired",
+            TooManyAttempts => "too_many_attempts",
+            StoreUnavailable(_) => "store_unavailable",
+            LayerMissing(_) => "auth_layer_missing",
+            Internal(_) => "internal_error",
+        }
+    }
+
+    /// A validation error for one field.
+    pub fn field(field: &'static str, message: impl Into<String>) -> Self {
+        let mut errors = FieldErrors::new();
+        errors.insert(field, vec![message.into()]);
+        AuthError::InvalidRequest { detail: "The request is invalid.".into(), errors }
+    }
+
+    /// A validation error for the whole body.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        AuthError::InvalidRequest { detail: detail.into(), errors: FieldErrors::new() }
+    }
+
+    fn challenge(&self) -> Option<HeaderValue> {
+        let description = match self {
+            AuthError::InvalidToken(e) => e.description(),
+            AuthError::InvalidRefreshToken => "the refresh token is invalid or expired",
+            _ if self.status() == StatusCode::UNAUTHORIZED => {
+                return Some(HeaderValue::from_static(r#"Bearer realm="api""#));
+            }
+            _ => return None,
+        };
+        // Descriptions are static ASCII without quotes, so the value is valid.
+        HeaderValue::from_str(&format!(
+            r#"Bearer realm="{REALM}", error="invalid_token", error_description="{description}""#
+        ))
+        .ok()
+    }
+}
+
+impl From<StoreError> for AuthError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict(_) => AuthError::EmailTaken,
+            other => AuthError::StoreUnavailable(std::sync::Arc::new(other)),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    detail: String,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a FieldErrors>,
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        (&self).into_response()
+    }
+}
+
+impl IntoResponse for &AuthError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            AuthError::StoreUnavailable(e) => tracing::warn!(error = %e, "store unavailable"),
+            AuthError::LayerMissing(_) => tracing::error!("{self}"),
+            AuthError::Internal(what) => tracing::error!(what, "internal error"),
+            _ => tracing::debug!(code = self.code(), "request refused"),
+        }
+        let errors = match &self {
+            AuthError::InvalidRequest { errors, .. } if !errors.is_empty() => Some(errors),
+            _ => None,
+        };
+        let body = Body { detail: self.to_string(), code: self.code(), errors };
+        let json = serde_json::to_vec(&body).unwrap_or_default();
+        let mut res = (status, json).into_response();
+        let headers = res.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(challenge) = self.challenge() {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let AuthError::RateLimited { retry_after } = *self {
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        res
+    }
+}

@@ -1,0 +1,79 @@
+//! Where a request's credentials come from.
+//!
+//! 1. `Authorization: Bearer <token>` (scheme case-insensitive). Two or more
+//!    `Authorization` headers are a `400`. A Bearer token that is present is
+//!    *the* credential: when it is invalid, the cookie is not consulted.
+//!    Other schemes (`Basic`, ...) are left to the app.
+//! 2. Otherwise the access cookie (default `access_token`).
+//! 3. The refresh cookie (default `refresh_token`) is only used to mint a new
+//!    access token when the request has no `Authorization` header and its
+//!    access cookie is missing or expired.
+//!
+//! A token in the query string (`?access_token=`) is never read: URLs end up
+//! in logs and `Referer` headers.
+
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+
+use crate::config::AuthConfig;
+use crate::error::AuthError;
+
+/// The credentials a request carries, borrowed from its headers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Credentials<'a> {
+    /// The token of an `Authorization: Bearer` header.
+    pub(crate) bearer: Option<&'a str>,
+    /// Whether any `Authorization` header came.
+    pub(crate) has_authorization: bool,
+    /// The access cookie's value.
+    pub(crate) access_cookie: Option<&'a str>,
+    /// The refresh cookie's value.
+    pub(crate) refresh_cookie: Option<&'a str>,
+}
+
+/// Reads the credentials of a request.
+pub(crate) fn read<'a>(headers: &'a HeaderMap, config: &AuthConfig) -> Result<Credentials<'a>, AuthError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(AuthError::MultipleAuthorization);
+    }
+    let bearer = first.and_then(|v| bearer_token(v.as_bytes()));
+    Ok(Credentials {
+        bearer,
+        has_authorization: first.is_some(),
+        access_cookie: if first.is_none() { config.access_cookie.find(headers) } else { None },
+        refresh_cookie: config.refresh_cookie.find(headers),
+    })
+}
+
+/// The token of a `Bearer` credential (RFC 6750 section 2.1); `Some("")` for
+/// a Bearer credential whose token is missing or not ASCII, so that it is
+/// refused rather than ignored.
+fn bearer_token(value: &[u8]) -> Option<&str> {
+    const SCHEME: &[u8] = b"bearer";
+    if value.len() < SCHEME.len() || !value[..SCHEME.len()].eq_ignore_ascii_case(SCHEME) {
+        return None;
+    }
+    let rest = &value[SCHEME.len()..];
+    if !rest.is_empty() && rest[0] != b' ' {
+        return None; // "Bearerx": another scheme
+    }
+    let token = std::str::from_utf8(rest).unwrap_or("").trim_start_matches(' ');
+    Some(token.trim_end_matches(' '))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token(b"Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token(b"bEaReR   abc"), Some("abc"));
+        assert_eq!(bearer_token(b"Bearer"), Some(""));
+        assert_eq!(bearer_token(b"Bearer \xff"), Some(""));
+        assert_eq!(bearer_token(b"Basic abc"), None);
+        assert_eq!(bearer_token(b"Bearerabc"), None);
+    }
+}

@@ -1,0 +1,15 @@
+//! Wall-clock helpers: tokens and stores speak Unix seconds and milliseconds.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> i64 {
+    now_millis() / 1000
+}
