@@ -51,7 +51,9 @@ pub struct Auth<E = ()> {
 
 impl<E> Clone for Auth<E> {
     fn clone(&self) -> Self {
-        Auth { inner: self.inner.clone() }
+        Auth {
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -91,7 +93,9 @@ impl<E: ExtraClaims> Auth<E> {
     }
 
     pub(crate) fn from_inner(inner: AuthInner<E>) -> Self {
-        Auth { inner: Arc::new(inner) }
+        Auth {
+            inner: Arc::new(inner),
+        }
     }
 
     /// The settings.
@@ -126,7 +130,11 @@ impl<E: ExtraClaims> Auth<E> {
     }
 
     #[inline]
-    pub(crate) fn verify_at(&self, token: &str, now: i64) -> Result<Arc<AccessClaims<E>>, TokenError> {
+    pub(crate) fn verify_at(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<Arc<AccessClaims<E>>, TokenError> {
         let inner = &*self.inner;
         if let Some(claims) = inner.cache.get(token) {
             match inner.verifier.check_times(claims.exp, claims.nbf, now) {
@@ -172,17 +180,30 @@ impl<E: ExtraClaims> Auth<E> {
 
     /// Signs `user` in: starts a refresh family and mints an access token.
     pub async fn sign_in(&self, user: &User) -> Result<Session<E>, AuthError> {
-        let issued = self.inner.refresh.start(&*self.inner.families, &user.id, now_millis()).await?;
+        let issued = self
+            .inner
+            .refresh
+            .start(&*self.inner.families, &user.id, now_millis())
+            .await?;
         let (access_token, claims) = self.issue_access_token(user, &issued.family.id)?;
         tracing::info!(user = %user.id, sid = %issued.family.id, "signed in");
-        Ok(Session { access_token, claims, refresh_token: issued.token, family: issued.family })
+        Ok(Session {
+            access_token,
+            claims,
+            refresh_token: issued.token,
+            family: issued.family,
+        })
     }
 
     /// Rotates a refresh token and mints a fresh access token. Refuses a
     /// token whose user is gone or disabled (and revokes its family).
     pub async fn refresh(&self, refresh_token: &str) -> Result<Session<E>, AuthError> {
         let inner = &*self.inner;
-        let issued = match inner.refresh.rotate(&*inner.families, refresh_token, now_millis()).await {
+        let issued = match inner
+            .refresh
+            .rotate(&*inner.families, refresh_token, now_millis())
+            .await
+        {
             Ok(issued) => issued,
             Err(RefreshError::Reused { family_id, .. }) => {
                 self.forget_sessions(&[family_id]);
@@ -200,18 +221,35 @@ impl<E: ExtraClaims> Auth<E> {
             }
         };
         let (access_token, claims) = self.issue_access_token(&user, &issued.family.id)?;
-        Ok(Session { access_token, claims, refresh_token: issued.token, family: issued.family })
+        Ok(Session {
+            access_token,
+            claims,
+            refresh_token: issued.token,
+            family: issued.family,
+        })
     }
 
     /// Ends the sign-in of `refresh_token`, if it is genuine. Returns the
     /// revoked family.
     pub async fn revoke(&self, refresh_token: &str) -> Result<Option<Family>, AuthError> {
-        let family = self.inner.refresh.revoke(&*self.inner.families, refresh_token).await?;
+        let family = self
+            .inner
+            .refresh
+            .revoke(&*self.inner.families, refresh_token)
+            .await?;
         if let Some(family) = &family {
             self.forget_sessions(std::slice::from_ref(&family.id));
             tracing::info!(user = %family.user_id, sid = %family.id, "signed out");
         }
         Ok(family)
+    }
+
+    /// Ends the sign-in (refresh family) `sid`, for example when its access
+    /// token asks to log out.
+    pub async fn revoke_session(&self, sid: &str) -> Result<bool, AuthError> {
+        let revoked = self.inner.families.revoke_family(sid).await?;
+        self.forget_sessions(&[sid.to_owned()]);
+        Ok(revoked)
     }
 
     /// Ends every sign-in of `user_id`. Returns how many there were.
@@ -236,9 +274,15 @@ impl<E: ExtraClaims> Auth<E> {
     /// `Set-Cookie` values that store a session's two tokens.
     pub fn session_cookies(&self, session: &Session<E>) -> [HeaderValue; 2] {
         let config = &self.inner.config;
-        let refresh_left = session.family.expires_at.saturating_sub(now_millis()).max(0);
+        let refresh_left = session
+            .family
+            .expires_at
+            .saturating_sub(now_millis())
+            .max(0);
         [
-            config.access_cookie.set(&session.access_token, config.access_ttl),
+            config
+                .access_cookie
+                .set(&session.access_token, config.access_ttl),
             config.refresh_cookie.set(
                 &session.refresh_token,
                 Duration::from_millis(u64::try_from(refresh_left).unwrap_or(0)),
@@ -255,7 +299,9 @@ impl<E: ExtraClaims> Auth<E> {
     /// Deletes expired refresh families and stale cache entries. The router
     /// does not call it; run it periodically (see [`Auth::spawn_purger`]).
     pub async fn purge_expired(&self) -> Result<u64, AuthError> {
-        self.inner.cache.purge(now_secs(), self.inner.verifier.leeway());
+        self.inner
+            .cache
+            .purge(now_secs(), self.inner.verifier.leeway());
         Ok(self.inner.families.purge_expired(now_millis()).await?)
     }
 

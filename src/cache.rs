@@ -36,14 +36,20 @@ pub struct CacheConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig { max_entries: 100_000, max_bytes: 64 * 1024 * 1024 }
+        CacheConfig {
+            max_entries: 100_000,
+            max_bytes: 64 * 1024 * 1024,
+        }
     }
 }
 
 impl CacheConfig {
     /// No caching: every request verifies its token fully.
     pub fn disabled() -> Self {
-        CacheConfig { max_entries: 0, max_bytes: 0 }
+        CacheConfig {
+            max_entries: 0,
+            max_bytes: 0,
+        }
     }
 }
 
@@ -79,7 +85,11 @@ impl<E: Clone + Send + Sync + 'static> TokenCache<E> {
             let slot = (config.max_bytes / config.max_entries as u64).max(1);
             Cache::with_weighter(config.max_entries, config.max_bytes, ByteWeighter { slot })
         });
-        TokenCache { cache, revoked: RwLock::new(HashMap::new()), any_revoked: AtomicBool::new(false) }
+        TokenCache {
+            cache,
+            revoked: RwLock::new(HashMap::new()),
+            any_revoked: AtomicBool::new(false),
+        }
     }
 
     /// The cached claims of `token`, if it was verified before. Time checks
@@ -112,7 +122,11 @@ impl<E: Clone + Send + Sync + 'static> TokenCache<E> {
 
     pub(crate) fn is_revoked(&self, sid: &str) -> bool {
         self.any_revoked.load(Ordering::Acquire)
-            && self.revoked.read().unwrap_or_else(|e| e.into_inner()).contains_key(sid)
+            && self
+                .revoked
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(sid)
     }
 
     /// Denies `sid` until `until` (seconds; the last possible `exp` of its
@@ -137,7 +151,8 @@ impl<E: Clone + Send + Sync + 'static> TokenCache<E> {
         }
         let mut revoked = self.revoked.write().unwrap_or_else(|e| e.into_inner());
         revoked.retain(|_, until| *until >= now);
-        self.any_revoked.store(!revoked.is_empty(), Ordering::Release);
+        self.any_revoked
+            .store(!revoked.is_empty(), Ordering::Release);
     }
 
     /// Number of cached tokens.

@@ -25,7 +25,10 @@ use serde::{Deserialize, Serialize};
 
 /// Bounds for the app's own claims type: serde both ways, cheap to share,
 /// and a `Default` for tokens minted before the app had claims.
-pub trait ExtraClaims: Serialize + DeserializeOwned + Clone + Default + Send + Sync + 'static {}
+pub trait ExtraClaims:
+    Serialize + DeserializeOwned + Clone + Default + Send + Sync + 'static
+{
+}
 
 impl<T: Serialize + DeserializeOwned + Clone + Default + Send + Sync + 'static> ExtraClaims for T {}
 
@@ -49,7 +52,11 @@ pub struct AccessClaims<E = ()> {
     #[serde(deserialize_with = "numeric_date")]
     pub exp: i64,
     /// Not valid before (seconds since the epoch), when present.
-    #[serde(default, deserialize_with = "opt_numeric_date", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_numeric_date",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub nbf: Option<i64>,
     /// Issuer.
     pub iss: String,

@@ -357,7 +357,10 @@ impl<E: ExtraClaims> AuthBuilder<E> {
 
     /// Other origins allowed to make cookie-authenticated unsafe requests
     /// (`https://app.example.com`).
-    pub fn allowed_origins<I: IntoIterator<Item = S>, S: Into<String>>(mut self, origins: I) -> Self {
+    pub fn allowed_origins<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        origins: I,
+    ) -> Self {
         self.config.allowed_origins = origins.into_iter().map(Into::into).collect();
         self
     }
@@ -413,10 +416,18 @@ impl<E: ExtraClaims> AuthBuilder<E> {
         }
 
         let (keys, refresh_secret) = match (self.keys, self.master) {
-            (Some(keys), _) => (keys, self.refresh_secret.ok_or(ConfigError::MissingRefreshSecret)?),
+            (Some(keys), _) => (
+                keys,
+                self.refresh_secret
+                    .ok_or(ConfigError::MissingRefreshSecret)?,
+            ),
             (None, Some(master)) => {
                 if master.len() < crate::keys::MIN_HS256_SECRET {
-                    return Err(KeyError::SecretTooShort { kid: "default".into(), len: master.len() }.into());
+                    return Err(KeyError::SecretTooShort {
+                        kid: "default".into(),
+                        len: master.len(),
+                    }
+                    .into());
                 }
                 let signing = derive(&master, "axum-authkit/hs256");
                 // The kid names the key without revealing it, and changes with it.
@@ -427,16 +438,23 @@ impl<E: ExtraClaims> AuthBuilder<E> {
             (None, None) => return Err(ConfigError::MissingKeys),
         };
         let refresh = RefreshTokens::new(&refresh_secret, config.refresh).map_err(invalid)?;
-        let codes = Codes::new(&derive(&refresh_secret, "axum-authkit/verification-code"), config.codes)
-            .map_err(invalid)?;
+        let codes = Codes::new(
+            &derive(&refresh_secret, "axum-authkit/verification-code"),
+            config.codes,
+        )
+        .map_err(invalid)?;
         let verifier = Verifier::new(Arc::new(keys), &config.issuer, &config.audience)
             .with_leeway(config.leeway.as_secs())
             .with_max_len(config.max_token_bytes);
         let csrf = CsrfGuard::new(&config.allowed_origins)?;
         let passwords = Passwords::new(config.password.clone()).map_err(invalid)?;
         let users = self.users.ok_or(ConfigError::MissingStore("user store"))?;
-        let families = self.families.ok_or(ConfigError::MissingStore("refresh store"))?;
-        let limiter = self.limiter.unwrap_or_else(|| Arc::new(MemoryRateLimiter::default()));
+        let families = self
+            .families
+            .ok_or(ConfigError::MissingStore("refresh store"))?;
+        let limiter = self
+            .limiter
+            .unwrap_or_else(|| Arc::new(MemoryRateLimiter::default()));
         let extra = self.extra.unwrap_or_else(|| Arc::new(|_| E::default()));
 
         Ok(Auth::from_inner(AuthInner {

@@ -116,23 +116,36 @@ impl CookieSettings {
     /// instead of silently losing every cookie.
     pub fn validate(&self) -> Result<(), String> {
         let name_ok = !self.full_name.is_empty()
-            && self.full_name.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+            && self
+                .full_name
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
         if !name_ok {
             return Err(format!("invalid cookie name {:?}", self.full_name));
         }
         if !self.path.starts_with('/') {
-            return Err(format!("cookie {}: Path must start with '/'", self.full_name));
+            return Err(format!(
+                "cookie {}: Path must start with '/'",
+                self.full_name
+            ));
         }
         if self.same_site == SameSite::None && !self.secure {
-            return Err(format!("cookie {}: SameSite=None requires Secure", self.full_name));
+            return Err(format!(
+                "cookie {}: SameSite=None requires Secure",
+                self.full_name
+            ));
         }
         match self.prefix {
             CookiePrefix::Host if !self.secure || self.path != "/" || self.domain.is_some() => {
-                Err(format!("cookie {}: __Host- requires Secure, Path=/ and no Domain", self.full_name))
+                Err(format!(
+                    "cookie {}: __Host- requires Secure, Path=/ and no Domain",
+                    self.full_name
+                ))
             }
-            CookiePrefix::Secure if !self.secure => {
-                Err(format!("cookie {}: __Secure- requires Secure", self.full_name))
-            }
+            CookiePrefix::Secure if !self.secure => Err(format!(
+                "cookie {}: __Secure- requires Secure",
+                self.full_name
+            )),
             _ => Ok(()),
         }
     }
@@ -152,7 +165,8 @@ impl CookieSettings {
         }
         // Names are validated and values are base64url or JWTs, so this is a
         // valid header value; an app-chosen odd value degrades to a removal.
-        HeaderValue::from_str(&c.to_string()).unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+        HeaderValue::from_str(&c.to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
     }
 
     /// `Set-Cookie` value that stores `value` for `max_age`.

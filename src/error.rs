@@ -114,7 +114,10 @@ impl AuthError {
             MissingCredentials | InvalidToken(_) | InvalidRefreshToken | InvalidCredentials => {
                 StatusCode::UNAUTHORIZED
             }
-            MultipleAuthorization | InvalidRequest { .. } | CaptchaFailed | InvalidCode
+            MultipleAuthorization
+            | InvalidRequest { .. }
+            | CaptchaFailed
+            | InvalidCode
             | CodeExpired => StatusCode::BAD_REQUEST,
             CsrfFailed | EmailNotVerified => StatusCode::FORBIDDEN,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -157,12 +160,18 @@ impl AuthError {
     pub fn field(field: &'static str, message: impl Into<String>) -> Self {
         let mut errors = FieldErrors::new();
         errors.insert(field, vec![message.into()]);
-        AuthError::InvalidRequest { detail: "The request is invalid.".into(), errors }
+        AuthError::InvalidRequest {
+            detail: "The request is invalid.".into(),
+            errors,
+        }
     }
 
     /// A validation error for the whole body.
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        AuthError::InvalidRequest { detail: detail.into(), errors: FieldErrors::new() }
+        AuthError::InvalidRequest {
+            detail: detail.into(),
+            errors: FieldErrors::new(),
+        }
     }
 
     fn challenge(&self) -> Option<HeaderValue> {
@@ -218,11 +227,18 @@ impl IntoResponse for &AuthError {
             AuthError::InvalidRequest { errors, .. } if !errors.is_empty() => Some(errors),
             _ => None,
         };
-        let body = Body { detail: self.to_string(), code: self.code(), errors };
+        let body = Body {
+            detail: self.to_string(),
+            code: self.code(),
+            errors,
+        };
         let json = serde_json::to_vec(&body).unwrap_or_default();
         let mut res = (status, json).into_response();
         let headers = res.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(challenge) = self.challenge() {
             headers.insert(header::WWW_AUTHENTICATE, challenge);

@@ -54,15 +54,23 @@ pub(crate) enum AuthState<E> {
 impl<E> AuthState<E> {
     fn user(&self) -> Result<Option<AuthUser<E>>, AuthError> {
         match self {
-            AuthState::Authenticated(claims) => Ok(Some(AuthUser { claims: claims.clone() })),
+            AuthState::Authenticated(claims) => Ok(Some(AuthUser {
+                claims: claims.clone(),
+            })),
             AuthState::Anonymous => Ok(None),
             AuthState::Failed(e) => Err(e.clone()),
         }
     }
 }
 
-fn state<'a, E: Send + Sync + 'static>(parts: &'a Parts, name: &'static str) -> Result<&'a AuthState<E>, AuthError> {
-    parts.extensions.get::<AuthState<E>>().ok_or(AuthError::LayerMissing(name))
+fn state<'a, E: Send + Sync + 'static>(
+    parts: &'a Parts,
+    name: &'static str,
+) -> Result<&'a AuthState<E>, AuthError> {
+    parts
+        .extensions
+        .get::<AuthState<E>>()
+        .ok_or(AuthError::LayerMissing(name))
 }
 
 /// The authenticated user: the claims of a valid access token.
@@ -101,7 +109,9 @@ impl<S: Send + Sync, E: Send + Sync + 'static> FromRequestParts<S> for AuthUser<
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AuthError> {
-        state::<E>(parts, "AuthUser")?.user()?.ok_or(AuthError::MissingCredentials)
+        state::<E>(parts, "AuthUser")?
+            .user()?
+            .ok_or(AuthError::MissingCredentials)
     }
 }
 
@@ -129,7 +139,9 @@ impl<S: Send + Sync, E: Send + Sync + 'static> FromRequestParts<S> for VerifiedU
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AuthError> {
-        let user = state::<E>(parts, "VerifiedUser")?.user()?.ok_or(AuthError::MissingCredentials)?;
+        let user = state::<E>(parts, "VerifiedUser")?
+            .user()?
+            .ok_or(AuthError::MissingCredentials)?;
         if !user.claims.email_verified {
             return Err(AuthError::EmailNotVerified);
         }

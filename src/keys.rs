@@ -90,7 +90,11 @@ fn check_kid(kid: &str) -> Result<Box<str>, KeyError> {
 
 fn pem_error(kid: &str, alg: Algorithm) -> impl FnOnce(jsonwebtoken::errors::Error) -> KeyError {
     let kid = kid.to_owned();
-    move |source| KeyError::InvalidPem { kid, alg: alg_name(alg), source }
+    move |source| KeyError::InvalidPem {
+        kid,
+        alg: alg_name(alg),
+        source,
+    }
 }
 
 pub(crate) fn alg_name(alg: Algorithm) -> &'static str {
@@ -115,7 +119,10 @@ impl SigningKey {
     pub fn hs256(kid: &str, secret: &[u8]) -> Result<Self, KeyError> {
         let kid = check_kid(kid)?;
         if secret.len() < MIN_HS256_SECRET {
-            return Err(KeyError::SecretTooShort { kid: kid.into(), len: secret.len() });
+            return Err(KeyError::SecretTooShort {
+                kid: kid.into(),
+                len: secret.len(),
+            });
         }
         Ok(SigningKey {
             verify: VerifyKey {
@@ -140,7 +147,11 @@ impl SigningKey {
 
     /// An RSA key from a PKCS#1 or PKCS#8 PEM private key.
     pub fn rs256_pem(kid: &str, private_pem: &[u8]) -> Result<Self, KeyError> {
-        Self::from_private(kid, Algorithm::RS256, EncodingKey::from_rsa_pem(private_pem))
+        Self::from_private(
+            kid,
+            Algorithm::RS256,
+            EncodingKey::from_rsa_pem(private_pem),
+        )
     }
 
     fn from_private(
@@ -154,7 +165,12 @@ impl SigningKey {
         let jwk = Jwk::from_encoding_key(&encoding, alg).map_err(pem_error(kid, alg))?;
         let decoding = DecodingKey::from_jwk(&jwk).map_err(pem_error(kid, alg))?;
         Ok(SigningKey {
-            verify: VerifyKey { jwk: Some(public_jwk(kid, alg, jwk)), kid: kid_box, alg, decoding },
+            verify: VerifyKey {
+                jwk: Some(public_jwk(kid, alg, jwk)),
+                kid: kid_box,
+                alg,
+                decoding,
+            },
             encoding,
         })
     }
@@ -199,7 +215,12 @@ impl VerifyKey {
         let kid_box = check_kid(kid)?;
         let decoding = decoding.map_err(pem_error(kid, alg))?;
         let jwk = Jwk::from_decoding_key(&decoding, Some(alg)).map_err(pem_error(kid, alg))?;
-        Ok(VerifyKey { jwk: Some(public_jwk(kid, alg, jwk)), kid: kid_box, alg, decoding })
+        Ok(VerifyKey {
+            jwk: Some(public_jwk(kid, alg, jwk)),
+            kid: kid_box,
+            alg,
+            decoding,
+        })
     }
 
     /// The key's id.
@@ -219,13 +240,19 @@ impl VerifyKey {
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.kid()).field("alg", &self.verify.alg).finish()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid())
+            .field("alg", &self.verify.alg)
+            .finish()
     }
 }
 
 impl fmt::Debug for VerifyKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerifyKey").field("kid", &self.kid).field("alg", &self.alg).finish()
+        f.debug_struct("VerifyKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish()
     }
 }
 
@@ -239,7 +266,10 @@ pub struct KeySet {
 impl KeySet {
     /// A key set that signs with `active`.
     pub fn new(active: SigningKey) -> Self {
-        KeySet { active, verify_only: Vec::new() }
+        KeySet {
+            active,
+            verify_only: Vec::new(),
+        }
     }
 
     /// Adds a verify-only key (for example the previous active key).
@@ -253,8 +283,14 @@ impl KeySet {
 
     /// Makes `next` the active key and keeps the current one for verification.
     pub fn rotate(self, next: SigningKey) -> Result<Self, KeyError> {
-        let KeySet { active, verify_only } = self;
-        let mut set = KeySet { active: next, verify_only: Vec::new() };
+        let KeySet {
+            active,
+            verify_only,
+        } = self;
+        let mut set = KeySet {
+            active: next,
+            verify_only: Vec::new(),
+        };
         for key in std::iter::once(active.into_verify_key()).chain(verify_only) {
             set = set.with_verify_key(key)?;
         }
@@ -267,7 +303,11 @@ impl KeySet {
     }
 
     pub(crate) fn encoding(&self) -> (&EncodingKey, Algorithm, &str) {
-        (&self.active.encoding, self.active.verify.alg, &self.active.verify.kid)
+        (
+            &self.active.encoding,
+            self.active.verify.alg,
+            &self.active.verify.kid,
+        )
     }
 
     /// The key named `kid`, if any.

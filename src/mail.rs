@@ -11,8 +11,12 @@ pub struct MailError(pub String);
 #[async_trait]
 pub trait Mailer: Send + Sync + 'static {
     /// Sends `code` to `to` (whose display name is `name`).
-    async fn send_verification_code(&self, to: &str, name: &str, code: &str)
-    -> Result<(), MailError>;
+    async fn send_verification_code(
+        &self,
+        to: &str,
+        name: &str,
+        code: &str,
+    ) -> Result<(), MailError>;
 }
 
 /// Writes each code to the log as one `INFO` line holding the address and the

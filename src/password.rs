@@ -69,7 +69,10 @@ static COMMON: LazyLock<HashSet<String>> = LazyLock::new(|| {
     let gz: &[u8] = include_bytes!("../data/common-passwords.txt.gz");
     let mut text = String::new();
     // The list is part of the crate; a decode failure would be a packaging bug.
-    if flate2::read::GzDecoder::new(gz).read_to_string(&mut text).is_err() {
+    if flate2::read::GzDecoder::new(gz)
+        .read_to_string(&mut text)
+        .is_err()
+    {
         tracing::error!("the common-password list could not be decoded");
     }
     text.lines().map(str::to_owned).collect()
@@ -98,8 +101,13 @@ pub(crate) struct Passwords {
 
 impl Passwords {
     pub(crate) fn new(policy: PasswordPolicy) -> Result<Self, String> {
-        let params = Params::new(policy.memory_kib, policy.iterations, policy.parallelism, None)
-            .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
+        let params = Params::new(
+            policy.memory_kib,
+            policy.iterations,
+            policy.parallelism,
+            None,
+        )
+        .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
         if policy.min_chars == 0 || policy.min_chars > policy.max_chars {
             return Err("password policy: need 0 < min_chars <= max_chars".into());
         }
@@ -112,16 +120,15 @@ impl Passwords {
         })
     }
 
-    pub(crate) fn policy(&self) -> &PasswordPolicy {
-        &self.policy
-    }
-
     /// The policy's complaints about `password`, empty when it is acceptable.
     pub(crate) fn problems(&self, password: &str) -> Vec<String> {
         let mut problems = Vec::new();
         let chars = password.chars().count();
         if chars < self.policy.min_chars {
-            problems.push(format!("Use at least {} characters.", self.policy.min_chars));
+            problems.push(format!(
+                "Use at least {} characters.",
+                self.policy.min_chars
+            ));
         }
         if chars > self.policy.max_chars {
             problems.push(format!("Use at most {} characters.", self.policy.max_chars));
@@ -154,7 +161,9 @@ impl Passwords {
         let dequeue = Dequeue(&self.queued);
         if queued >= self.policy.max_queued_hashes + self.policy.max_concurrent_hashes {
             tracing::warn!(queued, "password hashing queue full; refusing");
-            return Err(AuthError::RateLimited { retry_after: std::time::Duration::from_secs(1) });
+            return Err(AuthError::RateLimited {
+                retry_after: std::time::Duration::from_secs(1),
+            });
         }
         let permit = self
             .permits
@@ -176,7 +185,9 @@ impl Passwords {
         let argon2 = self.argon2();
         self.bounded(move || {
             let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-            argon2.hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
+            argon2
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
         })
         .await?
         .map_err(|_| AuthError::Internal("password hashing failed"))
@@ -203,13 +214,19 @@ impl Passwords {
         };
         // Over-long input never reaches argon2.
         if password.chars().count() > self.policy.max_chars {
-            return Ok(Verdict { ok: false, needs_rehash: false });
+            return Ok(Verdict {
+                ok: false,
+                needs_rehash: false,
+            });
         }
         let argon2 = self.argon2();
         let params = self.params.clone();
         self.bounded(move || {
             let Ok(hash) = PasswordHash::new(&phc) else {
-                return Verdict { ok: false, needs_rehash: false };
+                return Verdict {
+                    ok: false,
+                    needs_rehash: false,
+                };
             };
             let ok = argon2.verify_password(password.as_bytes(), &hash).is_ok() && known;
             let current = hash.algorithm.as_str() == "argon2id"
@@ -218,7 +235,10 @@ impl Passwords {
                         && p.t_cost() == params.t_cost()
                         && p.p_cost() == params.p_cost()
                 });
-            Verdict { ok, needs_rehash: ok && !current }
+            Verdict {
+                ok,
+                needs_rehash: ok && !current,
+            }
         })
         .await
     }

@@ -55,11 +55,19 @@ impl Decision {
     /// over `max`; a `peek` reports `Limited` once `count` has reached `max`
     /// (the next event would be refused).
     pub fn from_count(count: u32, limit: Limit, ttl: Duration, peek: bool) -> Self {
-        let over = if peek { count >= limit.max } else { count > limit.max };
-        if over {
-            Decision::Limited { retry_after: ttl.max(Duration::from_secs(1)) }
+        let over = if peek {
+            count >= limit.max
         } else {
-            Decision::Allowed { remaining: limit.max.saturating_sub(count) }
+            count > limit.max
+        };
+        if over {
+            Decision::Limited {
+                retry_after: ttl.max(Duration::from_secs(1)),
+            }
+        } else {
+            Decision::Allowed {
+                remaining: limit.max.saturating_sub(count),
+            }
         }
     }
 }
@@ -147,13 +155,19 @@ impl MemoryRateLimiter {
         }
         if map.len() >= self.per_shard {
             map.retain(|_, w| w.ends > now);
-            if map.len() >= self.per_shard {
-                if let Some(k) = map.iter().min_by_key(|(_, w)| w.ends).map(|(k, _)| k.clone()) {
-                    map.remove(&k);
-                }
+            if map.len() >= self.per_shard
+                && let Some(k) = map
+                    .iter()
+                    .min_by_key(|(_, w)| w.ends)
+                    .map(|(k, _)| k.clone())
+            {
+                map.remove(&k);
             }
         }
-        let w = Window { count: add, ends: now + limit.window };
+        let w = Window {
+            count: add,
+            ends: now + limit.window,
+        };
         map.insert(key.to_owned(), w);
         Decision::from_count(w.count, limit, limit.window, false)
     }

@@ -108,7 +108,9 @@ pub struct Issued {
 
 impl fmt::Debug for Issued {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Issued").field("family", &self.family.id).finish_non_exhaustive()
+        f.debug_struct("Issued")
+            .field("family", &self.family.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -153,7 +155,9 @@ pub struct RefreshTokens {
 
 impl fmt::Debug for RefreshTokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RefreshTokens").field("policy", &self.policy).finish_non_exhaustive()
+        f.debug_struct("RefreshTokens")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
     }
 }
 
@@ -162,7 +166,10 @@ impl RefreshTokens {
     /// sharing a store must use the same one).
     pub fn new(secret: &[u8], policy: RefreshPolicy) -> Result<Self, String> {
         if secret.len() < 32 {
-            return Err(format!("the refresh secret has {} bytes; at least 32 are required", secret.len()));
+            return Err(format!(
+                "the refresh secret has {} bytes; at least 32 are required",
+                secret.len()
+            ));
         }
         let mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|e| e.to_string())?;
         Ok(RefreshTokens { mac, policy })
@@ -220,7 +227,10 @@ impl RefreshTokens {
             revoked: false,
         };
         store.create_family(&family).await?;
-        Ok(Issued { token: raw.encode(), family })
+        Ok(Issued {
+            token: raw.encode(),
+            family,
+        })
     }
 
     /// The family a token claims to belong to, without checking it.
@@ -248,9 +258,11 @@ impl RefreshTokens {
             }
             match self.position(&family, &raw) {
                 Position::Current => {
-                    let expires_at = now
-                        .saturating_add(ms(self.policy.token_ttl))
-                        .min(family.created_at.saturating_add(ms(self.policy.family_lifetime)));
+                    let expires_at = now.saturating_add(ms(self.policy.token_ttl)).min(
+                        family
+                            .created_at
+                            .saturating_add(ms(self.policy.family_lifetime)),
+                    );
                     let swapped = store
                         .rotate(Rotation {
                             family_id: &id,
@@ -264,18 +276,27 @@ impl RefreshTokens {
                         family.current_hash = next.hash();
                         family.rotated_at = now;
                         family.expires_at = expires_at;
-                        return Ok(Issued { token: next.encode(), family });
+                        return Ok(Issued {
+                            token: next.encode(),
+                            family,
+                        });
                     }
                 }
                 Position::Previous
                     if now.saturating_sub(family.rotated_at) <= ms(self.policy.reuse_grace) =>
                 {
-                    return Ok(Issued { token: next.encode(), family });
+                    return Ok(Issued {
+                        token: next.encode(),
+                        family,
+                    });
                 }
                 Position::Previous | Position::Older => {
                     store.revoke_family(&id).await?;
                     tracing::warn!(family = %id, user = %family.user_id, "refresh token reuse detected; family revoked");
-                    return Err(RefreshError::Reused { family_id: id, user_id: family.user_id });
+                    return Err(RefreshError::Reused {
+                        family_id: id,
+                        user_id: family.user_id,
+                    });
                 }
                 Position::Unknown => return Err(RefreshError::Invalid),
             }
@@ -290,8 +311,12 @@ impl RefreshTokens {
         store: &dyn RefreshStore,
         token: &str,
     ) -> Result<Option<Family>, StoreError> {
-        let Some(raw) = Raw::parse(token) else { return Ok(None) };
-        let Some(family) = store.family(&raw.family_id()).await? else { return Ok(None) };
+        let Some(raw) = Raw::parse(token) else {
+            return Ok(None);
+        };
+        let Some(family) = store.family(&raw.family_id()).await? else {
+            return Ok(None);
+        };
         if family.revoked || matches!(self.position(&family, &raw), Position::Unknown) {
             return Ok(None);
         }
@@ -307,8 +332,12 @@ impl RefreshTokens {
         token: &str,
         now: UnixMillis,
     ) -> Result<Option<Family>, StoreError> {
-        let Some(raw) = Raw::parse(token) else { return Ok(None) };
-        let Some(family) = store.family(&raw.family_id()).await? else { return Ok(None) };
+        let Some(raw) = Raw::parse(token) else {
+            return Ok(None);
+        };
+        let Some(family) = store.family(&raw.family_id()).await? else {
+            return Ok(None);
+        };
         if family.revoked || now >= family.expires_at {
             return Ok(None);
         }

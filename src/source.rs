@@ -32,7 +32,10 @@ pub(crate) struct Credentials<'a> {
 }
 
 /// Reads the credentials of a request.
-pub(crate) fn read<'a>(headers: &'a HeaderMap, config: &AuthConfig) -> Result<Credentials<'a>, AuthError> {
+pub(crate) fn read<'a>(
+    headers: &'a HeaderMap,
+    config: &AuthConfig,
+) -> Result<Credentials<'a>, AuthError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let first = values.next();
     if values.next().is_some() {
@@ -42,7 +45,11 @@ pub(crate) fn read<'a>(headers: &'a HeaderMap, config: &AuthConfig) -> Result<Cr
     Ok(Credentials {
         bearer,
         has_authorization: first.is_some(),
-        access_cookie: if first.is_none() { config.access_cookie.find(headers) } else { None },
+        access_cookie: if first.is_none() {
+            config.access_cookie.find(headers)
+        } else {
+            None
+        },
         refresh_cookie: config.refresh_cookie.find(headers),
     })
 }
@@ -59,7 +66,9 @@ fn bearer_token(value: &[u8]) -> Option<&str> {
     if !rest.is_empty() && rest[0] != b' ' {
         return None; // "Bearerx": another scheme
     }
-    let token = std::str::from_utf8(rest).unwrap_or("").trim_start_matches(' ');
+    let token = std::str::from_utf8(rest)
+        .unwrap_or("")
+        .trim_start_matches(' ');
     Some(token.trim_end_matches(' '))
 }
 

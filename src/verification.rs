@@ -22,7 +22,10 @@ pub struct CodePolicy {
 
 impl Default for CodePolicy {
     fn default() -> Self {
-        CodePolicy { ttl: Duration::from_secs(15 * 60), max_attempts: 5 }
+        CodePolicy {
+            ttl: Duration::from_secs(15 * 60),
+            max_attempts: 5,
+        }
     }
 }
 

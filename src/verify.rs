@@ -209,7 +209,10 @@ impl Verifier {
         if !typ_ok {
             return Err(TokenError::WrongType);
         }
-        let key = header.kid.and_then(|kid| self.keys.get(kid)).ok_or(TokenError::UnknownKey)?;
+        let key = header
+            .kid
+            .and_then(|kid| self.keys.get(kid))
+            .ok_or(TokenError::UnknownKey)?;
         if header.alg != alg_name(key.algorithm()) {
             return Err(TokenError::AlgorithmMismatch);
         }
@@ -223,7 +226,9 @@ impl Verifier {
             return Err(TokenError::BadSignature);
         }
 
-        let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| TokenError::Malformed)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload_b64)
+            .map_err(|_| TokenError::Malformed)?;
         let claims: AccessClaims<E> =
             serde_json::from_slice(&payload).map_err(|_| TokenError::InvalidClaims)?;
         if *claims.iss != *self.issuer {
@@ -237,7 +242,12 @@ impl Verifier {
     }
 
     /// The time checks alone, shared with the verified-token cache.
-    pub(crate) fn check_times(&self, exp: i64, nbf: Option<i64>, now: i64) -> Result<(), TokenError> {
+    pub(crate) fn check_times(
+        &self,
+        exp: i64,
+        nbf: Option<i64>,
+        now: i64,
+    ) -> Result<(), TokenError> {
         if now > exp.saturating_add(self.leeway) {
             return Err(TokenError::Expired);
         }

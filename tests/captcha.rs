@@ -41,7 +41,10 @@ impl Seen {
 
 /// A provider's siteverify: it checks the secret, and answers for a few
 /// fixed tokens the way reCAPTCHA / hCaptcha / Turnstile do.
-async fn siteverify(State(seen): State<Seen>, Form(form): Form<HashMap<String, String>>) -> Json<Value> {
+async fn siteverify(
+    State(seen): State<Seen>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Json<Value> {
     seen.forms.lock().unwrap().push(form.clone());
     if form.get("secret").map(String::as_str) != Some(SECRET) {
         return Json(json!({ "success": false, "error-codes": ["invalid-input-secret"] }));
@@ -107,7 +110,10 @@ async fn provider() -> (String, Seen) {
         .route(
             "/garbage",
             post(|| async {
-                ([(header::CONTENT_TYPE, "text/html")], "<html><body>Bad gateway</body></html>")
+                (
+                    [(header::CONTENT_TYPE, "text/html")],
+                    "<html><body>Bad gateway</body></html>",
+                )
             }),
         )
         .route(
@@ -131,7 +137,10 @@ async fn provider() -> (String, Seen) {
             "/forbidden-success",
             post(|| async { (StatusCode::FORBIDDEN, Json(json!({ "success": true }))) }),
         )
-        .route("/redirect", post(|| async { Redirect::temporary("/siteverify") }))
+        .route(
+            "/redirect",
+            post(|| async { Redirect::temporary("/siteverify") }),
+        )
         .route(
             "/huge",
             post(|| async { Json(json!({ "success": true, "padding": "x".repeat(200_000) })) }),
@@ -214,7 +223,11 @@ async fn ipv6_and_ipv4_mapped_addresses() {
     let mapped = IpAddr::V6(Ipv4Addr::new(198, 51, 100, 4).to_ipv6_mapped());
     verifier.verify("good", Some(v6)).await.unwrap();
     verifier.verify("good", Some(mapped)).await.unwrap();
-    let ips: Vec<_> = seen.forms().into_iter().map(|f| f["remoteip"].clone()).collect();
+    let ips: Vec<_> = seen
+        .forms()
+        .into_iter()
+        .map(|f| f["remoteip"].clone())
+        .collect();
     assert_eq!(ips, ["2001:db8::1", "198.51.100.4"]);
 }
 
@@ -222,20 +235,32 @@ async fn ipv6_and_ipv4_mapped_addresses() {
 async fn invalid_input_response() {
     let (verifier, _) = turnstile("/siteverify").await;
     let result = verifier.verify("forged-token", Some(CLIENT_IP)).await;
-    assert_failed(result, &["invalid-input-response"], "rejected by the provider");
+    assert_failed(
+        result,
+        &["invalid-input-response"],
+        "rejected by the provider",
+    );
 }
 
 #[tokio::test]
 async fn timeout_or_duplicate() {
     let (verifier, _) = turnstile("/siteverify").await;
     let result = verifier.verify("dup", Some(CLIENT_IP)).await;
-    assert_failed(result, &["timeout-or-duplicate"], "rejected by the provider");
+    assert_failed(
+        result,
+        &["timeout-or-duplicate"],
+        "rejected by the provider",
+    );
 }
 
 #[tokio::test]
 async fn failure_without_error_codes() {
     let (verifier, _) = turnstile("/siteverify").await;
-    assert_failed(verifier.verify("no-codes", None).await, &[], "rejected by the provider");
+    assert_failed(
+        verifier.verify("no-codes", None).await,
+        &[],
+        "rejected by the provider",
+    );
 }
 
 #[tokio::test]
@@ -243,7 +268,11 @@ async fn wrong_secret() {
     let (base, _) = provider().await;
     let verifier = Siteverify::hcaptcha("not-the-secret").verify_url(format!("{base}/siteverify"));
     let result = verifier.verify("good", None).await;
-    assert_failed(result, &["invalid-input-secret"], "rejected by the provider");
+    assert_failed(
+        result,
+        &["invalid-input-secret"],
+        "rejected by the provider",
+    );
 }
 
 #[tokio::test]
@@ -260,7 +289,11 @@ async fn wrong_hostname() {
     let verifier = Siteverify::turnstile(SECRET)
         .verify_url(format!("{base}/siteverify"))
         .expected_hostnames(Vec::<String>::new());
-    assert_failed(verifier.verify("good", None).await, &[], "hostname mismatch");
+    assert_failed(
+        verifier.verify("good", None).await,
+        &[],
+        "hostname mismatch",
+    );
 }
 
 #[tokio::test]
@@ -272,7 +305,12 @@ async fn low_v3_score() {
     let result = verifier.verify("low-score", Some(CLIENT_IP)).await;
     assert_failed(result, &[], "score below minimum");
     // A score equal to the minimum passes.
-    verifier.clone().min_score(0.9).verify("good", None).await.unwrap();
+    verifier
+        .clone()
+        .min_score(0.9)
+        .verify("good", None)
+        .await
+        .unwrap();
     // No score while one is required fails.
     assert_failed(verifier.verify("v2", None).await, &[], "score missing");
     // NaN as the minimum rejects everything.
@@ -352,7 +390,11 @@ async fn garbage_body_is_unavailable() {
 async fn client_errors() {
     // A 4xx with a siteverify answer is the provider saying no.
     let (verifier, _) = turnstile("/bad-request-json").await;
-    assert_failed(verifier.verify("good", None).await, &["bad-request"], "rejected by the provider");
+    assert_failed(
+        verifier.verify("good", None).await,
+        &["bad-request"],
+        "rejected by the provider",
+    );
     // A 4xx with anything else is no verdict.
     let (verifier, _) = turnstile("/bad-request-html").await;
     assert_unavailable(verifier.verify("good", None).await);
@@ -374,7 +416,11 @@ async fn empty_token_fails_without_a_request() {
     let (verifier, seen) = turnstile("/siteverify").await;
     for token in ["", "   ", "\n"] {
         let result = verifier.verify(token, Some(CLIENT_IP)).await;
-        assert_failed(result, &["missing-input-response"], "missing response token");
+        assert_failed(
+            result,
+            &["missing-input-response"],
+            "missing response token",
+        );
     }
     assert_eq!(seen.requests(), 0);
     // The server is up and counting: a real token reaches it.
@@ -398,7 +444,11 @@ async fn works_behind_a_trait_object() {
     let (verifier, _) = turnstile("/siteverify").await;
     let dynamic: Arc<dyn CaptchaVerifier> = Arc::new(verifier);
     dynamic.verify("good", None).await.unwrap();
-    assert_failed(dynamic.verify("dup", None).await, &["timeout-or-duplicate"], "rejected by the provider");
+    assert_failed(
+        dynamic.verify("dup", None).await,
+        &["timeout-or-duplicate"],
+        "rejected by the provider",
+    );
 }
 
 #[tokio::test]
@@ -423,7 +473,10 @@ fn debug_never_prints_the_secret() {
 #[test]
 fn display_messages() {
     let failed = CaptchaError::Failed {
-        error_codes: vec!["invalid-input-response".into(), "timeout-or-duplicate".into()],
+        error_codes: vec![
+            "invalid-input-response".into(),
+            "timeout-or-duplicate".into(),
+        ],
         reason: "rejected by the provider",
     };
     assert_eq!(
@@ -435,7 +488,10 @@ fn display_messages() {
         error_codes: Vec::new(),
         reason: "hostname mismatch",
     };
-    assert_eq!(failed.to_string(), "captcha verification failed: hostname mismatch");
+    assert_eq!(
+        failed.to_string(),
+        "captcha verification failed: hostname mismatch"
+    );
     let unavailable = CaptchaError::Unavailable("HTTP 500 Internal Server Error".into());
     assert_eq!(
         unavailable.to_string(),
@@ -449,7 +505,10 @@ fn default_urls() {
         Siteverify::RECAPTCHA_VERIFY_URL,
         "https://www.google.com/recaptcha/api/siteverify"
     );
-    assert_eq!(Siteverify::HCAPTCHA_VERIFY_URL, "https://api.hcaptcha.com/siteverify");
+    assert_eq!(
+        Siteverify::HCAPTCHA_VERIFY_URL,
+        "https://api.hcaptcha.com/siteverify"
+    );
     assert_eq!(
         Siteverify::TURNSTILE_VERIFY_URL,
         "https://challenges.cloudflare.com/turnstile/v0/siteverify"

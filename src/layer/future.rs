@@ -31,17 +31,27 @@ pin_project! {
 
 impl<F, Err> ResponseFuture<F, Err> {
     pub(super) fn inner(future: F) -> Self {
-        ResponseFuture { kind: Kind::Inner { future } }
+        ResponseFuture {
+            kind: Kind::Inner { future },
+        }
     }
 
     pub(super) fn boxed(
         future: impl Future<Output = Result<Response, Err>> + Send + 'static,
     ) -> Self {
-        ResponseFuture { kind: Kind::Boxed { future: Box::pin(future) } }
+        ResponseFuture {
+            kind: Kind::Boxed {
+                future: Box::pin(future),
+            },
+        }
     }
 
     pub(super) fn error(response: Response) -> Self {
-        ResponseFuture { kind: Kind::Error { response: Some(response) } }
+        ResponseFuture {
+            kind: Kind::Error {
+                response: Some(response),
+            },
+        }
     }
 }
 
@@ -55,7 +65,9 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Inner { future } => Poll::Ready(ready!(future.poll(cx)).map(|r| r.map(Body::new))),
+            KindProj::Inner { future } => {
+                Poll::Ready(ready!(future.poll(cx)).map(|r| r.map(Body::new)))
+            }
             KindProj::Boxed { future } => future.as_mut().poll(cx),
             KindProj::Error { response } => {
                 // Polling after completion is a caller bug; answer 500 rather than panic.

@@ -72,20 +72,28 @@ pub struct AuthLayer<E = ()> {
 
 impl<E> Clone for AuthLayer<E> {
     fn clone(&self) -> Self {
-        AuthLayer { auth: self.auth.clone(), required: self.required }
+        AuthLayer {
+            auth: self.auth.clone(),
+            required: self.required,
+        }
     }
 }
 
 impl<E> std::fmt::Debug for AuthLayer<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthLayer").field("required", &self.required).finish_non_exhaustive()
+        f.debug_struct("AuthLayer")
+            .field("required", &self.required)
+            .finish_non_exhaustive()
     }
 }
 
 impl<E> AuthLayer<E> {
     /// An optional-mode layer (see [`Auth::layer`]).
     pub fn new(auth: Auth<E>) -> Self {
-        AuthLayer { auth, required: false }
+        AuthLayer {
+            auth,
+            required: false,
+        }
     }
 
     /// Answers `401` in the layer when the request is not authenticated.
@@ -99,7 +107,11 @@ impl<S, E> Layer<S> for AuthLayer<E> {
     type Service = AuthService<S, E>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, auth: self.auth.clone(), required: self.required }
+        AuthService {
+            inner,
+            auth: self.auth.clone(),
+            required: self.required,
+        }
     }
 }
 
@@ -112,20 +124,29 @@ pub struct AuthService<S, E = ()> {
 
 impl<S: Clone, E> Clone for AuthService<S, E> {
     fn clone(&self) -> Self {
-        AuthService { inner: self.inner.clone(), auth: self.auth.clone(), required: self.required }
+        AuthService {
+            inner: self.inner.clone(),
+            auth: self.auth.clone(),
+            required: self.required,
+        }
     }
 }
 
 impl<S, E> std::fmt::Debug for AuthService<S, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthService").field("required", &self.required).finish_non_exhaustive()
+        f.debug_struct("AuthService")
+            .field("required", &self.required)
+            .finish_non_exhaustive()
     }
 }
 
 /// What the synchronous part of the layer decided.
 enum Step<E> {
     /// Known outcome; `by_cookie` says whether a cookie authenticated it.
-    Done { state: AuthState<E>, by_cookie: bool },
+    Done {
+        state: AuthState<E>,
+        by_cookie: bool,
+    },
     /// Needs the store: rotate this refresh token.
     Refresh(String),
 }
@@ -191,13 +212,15 @@ where
                 if by_cookie && cross_site_check {
                     req = match self.auth.inner.csrf.check(req) {
                         Some(req) => req,
-                        None => return ResponseFuture::error(AuthError::CsrfFailed.into_response()),
+                        None => {
+                            return ResponseFuture::error(AuthError::CsrfFailed.into_response());
+                        }
                     };
                 }
-                if self.required {
-                    if let Some(e) = rejection(&state) {
-                        return ResponseFuture::error(e.into_response());
-                    }
+                if self.required
+                    && let Some(e) = rejection(&state)
+                {
+                    return ResponseFuture::error(e.into_response());
                 }
                 req.extensions_mut().insert(state);
                 ResponseFuture::inner(self.inner.call(req))
@@ -206,13 +229,21 @@ where
                 if cross_site_check {
                     req = match self.auth.inner.csrf.check(req) {
                         Some(req) => req,
-                        None => return ResponseFuture::error(AuthError::CsrfFailed.into_response()),
+                        None => {
+                            return ResponseFuture::error(AuthError::CsrfFailed.into_response());
+                        }
                     };
                 }
                 // The clone takes the place of the service that was polled ready.
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::boxed(refresh_then_call(self.auth.clone(), inner, req, token, self.required))
+                ResponseFuture::boxed(refresh_then_call(
+                    self.auth.clone(),
+                    inner,
+                    req,
+                    token,
+                    self.required,
+                ))
             }
         }
     }
@@ -242,9 +273,14 @@ where
     let (state, cookies) = match auth.refresh(&token).await {
         Ok(session) => {
             tracing::debug!(sid = %session.family.id, "access token refreshed by the layer");
-            (AuthState::Authenticated(session.claims.clone()), Some(auth.session_cookies(&session)))
+            (
+                AuthState::Authenticated(session.claims.clone()),
+                Some(auth.session_cookies(&session)),
+            )
         }
-        Err(e @ AuthError::InvalidRefreshToken) => (AuthState::Failed(e), Some(auth.clear_cookies())),
+        Err(e @ AuthError::InvalidRefreshToken) => {
+            (AuthState::Failed(e), Some(auth.clear_cookies()))
+        }
         Err(e) => (AuthState::Failed(e), None),
     };
     let mut res = match (required, rejection(&state)) {
@@ -264,9 +300,17 @@ where
 /// the handler's own decision (a logout, say) wins.
 fn append_cookies(res: &mut Response, cookies: &[HeaderValue]) {
     let name = |v: &HeaderValue| -> Option<String> {
-        v.to_str().ok()?.split_once('=').map(|(n, _)| n.trim().to_owned())
+        v.to_str()
+            .ok()?
+            .split_once('=')
+            .map(|(n, _)| n.trim().to_owned())
     };
-    let taken: Vec<String> = res.headers().get_all(SET_COOKIE).iter().filter_map(name).collect();
+    let taken: Vec<String> = res
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(name)
+        .collect();
     for cookie in cookies {
         if name(cookie).is_some_and(|n| !taken.contains(&n)) {
             res.headers_mut().append(SET_COOKIE, cookie.clone());

@@ -50,7 +50,11 @@ impl MemoryStore {
     }
 
     fn with_user<T>(&self, id: &str, f: impl FnOnce(&mut User) -> T) -> Result<T, StoreError> {
-        lock(&self.users).by_id.get_mut(id).map(f).ok_or(StoreError::NotFound)
+        lock(&self.users)
+            .by_id
+            .get_mut(id)
+            .map(f)
+            .ok_or(StoreError::NotFound)
     }
 }
 
@@ -78,7 +82,11 @@ impl UserStore for MemoryStore {
 
     async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
         let users = lock(&self.users);
-        Ok(users.by_email.get(&email_key(email)).and_then(|id| users.by_id.get(id)).cloned())
+        Ok(users
+            .by_email
+            .get(&email_key(email))
+            .and_then(|id| users.by_id.get(id))
+            .cloned())
     }
 
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {

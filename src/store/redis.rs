@@ -308,19 +308,13 @@ fn decode_family(id: &str, fields: Vec<Option<Vec<u8>>>) -> Result<Option<Family
     }))
 }
 
-/// Same mapping as the in-memory limiter: limited once `count >= max`,
-/// `retry_after` at least one second.
-fn decision(count: i64, limit: Limit, ttl: Duration) -> Decision {
-    let count = u32::try_from(count.max(0)).unwrap_or(u32::MAX);
-    if count >= limit.max {
-        Decision::Limited {
-            retry_after: ttl.max(Duration::from_secs(1)),
-        }
-    } else {
-        Decision::Allowed {
-            remaining: limit.max - count,
-        }
-    }
+fn decision(count: i64, limit: Limit, ttl: Duration, peek: bool) -> Decision {
+    Decision::from_count(
+        u32::try_from(count.max(0)).unwrap_or(u32::MAX),
+        limit,
+        ttl,
+        peek,
+    )
 }
 
 fn window_ms(limit: Limit) -> u64 {
@@ -432,7 +426,7 @@ impl RateLimiter for RedisStore {
                     .invoke_async(&mut conn),
             )
             .await?;
-        Ok(decision(count, limit, millis(ttl)))
+        Ok(decision(count, limit, millis(ttl), false))
     }
 
     async fn peek(&self, key: &str, limit: Limit) -> Result<Decision, StoreError> {
@@ -441,13 +435,13 @@ impl RateLimiter for RedisStore {
             .run(PEEK.key(self.limit_key(key)).invoke_async(&mut conn))
             .await?;
         let ttl = match ttl {
-            -2 => return Ok(decision(0, limit, limit.window)),
+            -2 => return Ok(decision(0, limit, limit.window, true)),
             // A counter without TTL (never written by this store) reads as a
             // fresh window; the next `hit` repairs it.
             -1 => limit.window,
             ms => millis(ms),
         };
-        Ok(decision(count, limit, ttl))
+        Ok(decision(count, limit, ttl, true))
     }
 
     async fn reset(&self, key: &str) -> Result<(), StoreError> {
