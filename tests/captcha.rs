@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{Redirect, Response};
 use axum::routing::post;
 use axum::{Form, Json, Router};
 use axum_authkit::captcha::{CaptchaError, CaptchaVerifier, NoCaptcha, Siteverify};
