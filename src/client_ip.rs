@@ -9,17 +9,19 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
+use axum::extract::connect_info::MockConnectInfo;
 use http::HeaderMap;
 use http::request::Parts;
 
 /// The client address of a request, when the server knows it.
 pub fn client_ip(parts: &Parts, trusted_proxies: &[IpAddr]) -> Option<IpAddr> {
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()?
-        .0
-        .ip()
-        .to_canonical();
+    let ext = &parts.extensions;
+    // `MockConnectInfo` is what tests and in-process callers install instead.
+    let addr = match ext.get::<ConnectInfo<SocketAddr>>() {
+        Some(ConnectInfo(addr)) => addr,
+        None => &ext.get::<MockConnectInfo<SocketAddr>>()?.0,
+    };
+    let peer = addr.ip().to_canonical();
     Some(forwarded_client(peer, &parts.headers, trusted_proxies))
 }
 

@@ -1,0 +1,155 @@
+//! Access-token verification, in one run, on one ~400-byte token per
+//! algorithm carrying this crate's own `AccessClaims`:
+//!
+//! - `verify/jsonwebtoken_decode_hs256`: `jsonwebtoken::decode` of the HS256
+//!   token, `Validation` requiring `exp`, `iss` and `aud` (the baseline);
+//! - `verify/first_seen/{hs256,eddsa,es256}`: `Verifier::verify`, the full
+//!   check with no cache;
+//! - `verify/cache_hit/{hs256,eddsa,es256}`: `Auth::verify` of a token it has
+//!   already verified (the verified-token cache answers);
+//! - `verify/floor/hmac_sha256`: HMAC-SHA256 over the signing input alone
+//!   (key setup included, as any verifier pays it), the cost no HS256
+//!   verification can go under;
+//! - `verify/floor/hashmap_lookup`: `HashMap<String, Arc<_>>::get` keyed by the
+//!   full token (std SipHash), the reference for a cache hit.
+//!
+//! Keys: HS256 from an ASCII secret; Ed25519 and P-256 from the PEM fixtures
+//! in `tests/keys/`.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::Arc;
+
+use axum_authkit::keys::{KeySet, SigningKey};
+use axum_authkit::store::{MemoryStore, User};
+use axum_authkit::time::now_secs;
+use axum_authkit::{AccessClaims, Auth};
+use criterion::{Criterion, criterion_group, criterion_main};
+use hmac::{Hmac, Mac};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use sha2::Sha256;
+
+const ISSUER: &str = "https://auth.example.com";
+const AUDIENCE: &str = "https://api.example.com";
+const HS256_SECRET: &[u8] = b"benchmark secret: thirty-two bytes or more, ASCII";
+const REFRESH_SECRET: &[u8] = b"benchmark refresh secret, also 32 bytes or more";
+const ED25519_PEM: &[u8] = include_bytes!("../tests/keys/ed25519_private.pem");
+const P256_PEM: &[u8] = include_bytes!("../tests/keys/p256_private.pem");
+
+fn user() -> User {
+    User {
+        id: "0b5c7a1e-3f2d-4c8b-9a6e-1d2f3a4b5c6d".into(),
+        email: "alice.benchmark@example.com".into(),
+        name: "Alice".into(),
+        password_hash: String::new(),
+        email_verified: true,
+        disabled: false,
+        created_at: 0,
+    }
+}
+
+/// An `Auth` signing with `key`, and a token it minted.
+fn auth_and_token(key: SigningKey) -> (Auth, String) {
+    let auth: Auth = Auth::builder()
+        .keys(KeySet::new(key))
+        .refresh_secret(REFRESH_SECRET)
+        .store(Arc::new(MemoryStore::new()))
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()
+        .expect("auth");
+    let (token, _) = auth
+        .issue_access_token(&user(), "Zm9vYmFyYmF6cXV4cXV1eA")
+        .expect("token");
+    (auth, token)
+}
+
+fn verification(c: &mut Criterion) {
+    let algs = [
+        (
+            "hs256",
+            SigningKey::hs256("hs-bench", HS256_SECRET).expect("hs256"),
+        ),
+        (
+            "eddsa",
+            SigningKey::ed25519_pem("ed-bench", ED25519_PEM).expect("ed25519"),
+        ),
+        (
+            "es256",
+            SigningKey::es256_pem("es-bench", P256_PEM).expect("p256"),
+        ),
+    ]
+    .map(|(name, key)| {
+        let (auth, token) = auth_and_token(key);
+        (name, auth, token)
+    });
+    let (_, _, hs_token) = &algs[0];
+    for (name, _, token) in &algs {
+        println!("{name} token: {} bytes", token.len());
+    }
+
+    let mut g = c.benchmark_group("verify");
+
+    // Baseline: jsonwebtoken::decode of the same HS256 token.
+    let key = DecodingKey::from_secret(HS256_SECRET);
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&[AUDIENCE]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+    jsonwebtoken::decode::<AccessClaims>(hs_token, &key, &validation).expect("jsonwebtoken");
+    g.bench_function("jsonwebtoken_decode_hs256", |b| {
+        b.iter(|| {
+            jsonwebtoken::decode::<AccessClaims>(black_box(hs_token.as_str()), &key, &validation)
+                .expect("valid")
+        })
+    });
+
+    // Full verification, nothing cached.
+    for (name, auth, token) in &algs {
+        let verifier = auth.verifier();
+        let now = now_secs();
+        verifier.verify::<()>(token, now).expect("valid");
+        g.bench_function(format!("first_seen/{name}"), |b| {
+            b.iter(|| {
+                verifier
+                    .verify::<()>(black_box(token.as_str()), now)
+                    .expect("valid")
+            })
+        });
+    }
+
+    // The same token again: served by the verified-token cache.
+    for (name, auth, token) in &algs {
+        auth.verify(token).expect("valid");
+        assert_eq!(auth.cached_tokens(), 1, "{name}: token not cached");
+        g.bench_function(format!("cache_hit/{name}"), |b| {
+            b.iter(|| auth.verify(black_box(token.as_str())).expect("valid"))
+        });
+    }
+
+    // Floors.
+    let (signing_input, _) = hs_token.rsplit_once('.').expect("three segments");
+    g.bench_function("floor/hmac_sha256", |b| {
+        b.iter(|| {
+            let mut mac = Hmac::<Sha256>::new_from_slice(HS256_SECRET).expect("any key length");
+            mac.update(black_box(signing_input.as_bytes()));
+            mac.finalize().into_bytes()
+        })
+    });
+    let (_, hs_auth, _) = &algs[0];
+    let claims = hs_auth.verify(hs_token).expect("valid");
+    let mut map: HashMap<String, Arc<AccessClaims>> = HashMap::new();
+    map.insert(hs_token.clone(), claims);
+    g.bench_function("floor/hashmap_lookup", |b| {
+        b.iter(|| {
+            map.get(black_box(hs_token.as_str()))
+                .cloned()
+                .expect("present")
+        })
+    });
+
+    g.finish();
+}
+
+criterion_group!(benches, verification);
+criterion_main!(benches);
