@@ -23,7 +23,7 @@
 //!
 //! For each request, in order:
 //!
-//! 1. The [source](crate::source) yields the credentials: the Bearer header,
+//! 1. The source (`src/source.rs`) yields the credentials: the Bearer header,
 //!    else the access cookie. Two `Authorization` headers: `400`.
 //! 2. The token is verified (from the verified-token cache when it was seen
 //!    before).
