@@ -134,3 +134,8 @@ pub use config::{AuthBuilder, AuthConfig, ConfigError, RateLimits};
 pub use error::AuthError;
 pub use extract::{AuthUser, VerifiedUser};
 pub use layer::AuthLayer;
+
+/// The README's example compiles.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
