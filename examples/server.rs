@@ -30,7 +30,8 @@ use axum::{Json, Router};
 use axum_authkit::captcha::{CaptchaVerifier, NoCaptcha, Siteverify};
 use axum_authkit::rate_limit::RateLimiter;
 use axum_authkit::store::{PostgresStore, RedisStore, RefreshStore, SqliteStore, UserStore};
-use axum_authkit::{Auth, AuthError, AuthUser};
+use axum_authkit::{Auth, AuthUser};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -50,19 +51,16 @@ fn env_secs(name: &str, default: u64) -> Result<Duration, BoxError> {
     }
 }
 
+/// The app's own claim: the display name rides in the access token, so the
+/// account route needs no store (and keeps working while a store is down).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Profile {
+    name: String,
+}
+
 /// `GET /api/v1/account/`: the signed-in user's account.
-async fn account(
-    user: AuthUser,
-    auth: axum::extract::State<Auth>,
-) -> Result<Json<Value>, AuthError> {
-    let record = auth
-        .users()
-        .user_by_id(user.id())
-        .await?
-        .ok_or(AuthError::MissingCredentials)?;
-    Ok(Json(
-        json!({ "id": record.id, "email": record.email, "name": record.name }),
-    ))
+async fn account(user: AuthUser<Profile>) -> Json<Value> {
+    Json(json!({ "id": user.id(), "email": user.email, "name": user.extra.name }))
 }
 
 #[tokio::main]
@@ -127,7 +125,8 @@ async fn main() -> Result<(), BoxError> {
         }
     };
 
-    let mut builder = Auth::builder()
+    let mut builder = Auth::<Profile>::builder_with_claims()
+        .extra_claims(|user| Profile { name: user.name.clone() })
         .secret(&secret)
         .users(users)
         .families(families)
@@ -145,8 +144,7 @@ async fn main() -> Result<(), BoxError> {
         .route("/api/v1/account", get(account))
         .route("/api/v1/account/", get(account))
         .layer(auth.layer())
-        .nest("/api/v1/auth", auth.router())
-        .with_state(auth);
+        .nest("/api/v1/auth", auth.router());
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");

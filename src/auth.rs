@@ -195,31 +195,31 @@ impl<E: ExtraClaims> Auth<E> {
         })
     }
 
-    /// Rotates a refresh token and mints a fresh access token. Refuses a
-    /// token whose user is gone or disabled (and revokes its family).
+    /// Rotates a refresh token and mints a fresh access token. The owner is
+    /// checked first: a token whose user is gone or disabled is refused (and
+    /// its family revoked), and a failed check rotates nothing.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Session<E>, AuthError> {
         let inner = &*self.inner;
-        let issued = match inner
+        let presented = inner
             .refresh
-            .rotate(&*inner.families, refresh_token, now_millis())
+            .present(&*inner.families, refresh_token)
             .await
-        {
-            Ok(issued) => issued,
-            Err(RefreshError::Reused { family_id, .. }) => {
-                self.forget_sessions(&[family_id]);
-                return Err(AuthError::InvalidRefreshToken);
-            }
-            Err(RefreshError::Store(e)) => return Err(e.into()),
-            Err(_) => return Err(AuthError::InvalidRefreshToken),
-        };
-        let user = match inner.users.user_by_id(&issued.family.user_id).await? {
+            .map_err(|e| self.refresh_error(e))?;
+        let family = presented.family();
+        let user = match inner.users.user_by_id(&family.user_id).await? {
             Some(user) if !user.disabled => user,
             _ => {
-                inner.families.revoke_family(&issued.family.id).await?;
-                self.forget_sessions(&[issued.family.id]);
+                if inner.families.revoke_family(&family.id).await? {
+                    self.forget_sessions(std::slice::from_ref(&family.id));
+                }
                 return Err(AuthError::InvalidRefreshToken);
             }
         };
+        let issued = inner
+            .refresh
+            .rotate_presented(&*inner.families, presented, now_millis())
+            .await
+            .map_err(|e| self.refresh_error(e))?;
         let (access_token, claims) = self.issue_access_token(&user, &issued.family.id)?;
         Ok(Session {
             access_token,
@@ -227,6 +227,17 @@ impl<E: ExtraClaims> Auth<E> {
             refresh_token: issued.token,
             family: issued.family,
         })
+    }
+
+    fn refresh_error(&self, err: RefreshError) -> AuthError {
+        match err {
+            RefreshError::Reused { family_id, .. } => {
+                self.forget_sessions(&[family_id]);
+                AuthError::InvalidRefreshToken
+            }
+            RefreshError::Store(e) => e.into(),
+            _ => AuthError::InvalidRefreshToken,
+        }
     }
 
     /// Ends the sign-in of `refresh_token`, if it is genuine. Returns the

@@ -146,6 +146,28 @@ enum Position {
     Unknown,
 }
 
+/// A presented refresh token and the family it names (see [`RefreshTokens::present`]).
+#[derive(Clone)]
+pub struct Presented {
+    raw: Raw,
+    family: Family,
+}
+
+impl Presented {
+    /// The family as read (not yet judged: the token may be stale or forged).
+    pub fn family(&self) -> &Family {
+        &self.family
+    }
+}
+
+impl fmt::Debug for Presented {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Presented")
+            .field("family", &self.family.id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Mints, rotates and revokes refresh tokens over a [`RefreshStore`].
 #[derive(Clone)]
 pub struct RefreshTokens {
@@ -238,6 +260,22 @@ impl RefreshTokens {
         Raw::parse(token).map(|r| r.family_id())
     }
 
+    /// Reads the family `token` claims to belong to, without judging the
+    /// token yet: callers check the family's owner before [`RefreshTokens::rotate_presented`],
+    /// so that a failed check never leaves a rotation behind.
+    pub async fn present(
+        &self,
+        store: &dyn RefreshStore,
+        token: &str,
+    ) -> Result<Presented, RefreshError> {
+        let raw = Raw::parse(token).ok_or(RefreshError::Invalid)?;
+        let family = store
+            .family(&raw.family_id())
+            .await?
+            .ok_or(RefreshError::Invalid)?;
+        Ok(Presented { raw, family })
+    }
+
     /// Rotates `token`: returns its successor, or refuses it (revoking the
     /// family on reuse). Correct under concurrent calls, in one process or
     /// many, as long as the store's `rotate` is a compare-and-swap.
@@ -247,12 +285,27 @@ impl RefreshTokens {
         token: &str,
         now: UnixMillis,
     ) -> Result<Issued, RefreshError> {
-        let raw = Raw::parse(token).ok_or(RefreshError::Invalid)?;
-        let id = raw.family_id();
+        let presented = self.present(store, token).await?;
+        self.rotate_presented(store, presented, now).await
+    }
+
+    /// [`RefreshTokens::rotate`] for a token already [`present`](RefreshTokens::present)ed.
+    pub async fn rotate_presented(
+        &self,
+        store: &dyn RefreshStore,
+        presented: Presented,
+        now: UnixMillis,
+    ) -> Result<Issued, RefreshError> {
+        let Presented { raw, mut family } = presented;
         let next = self.successor(&raw);
-        // Two reads are enough: a lost swap means a racer installed our successor.
-        for _ in 0..3 {
-            let mut family = store.family(&id).await?.ok_or(RefreshError::Invalid)?;
+        // Three reads are plenty: a lost swap means a racer installed our successor.
+        for attempt in 0..3 {
+            if attempt > 0 {
+                family = store
+                    .family(&family.id)
+                    .await?
+                    .ok_or(RefreshError::Invalid)?;
+            }
             if family.revoked || now >= family.expires_at {
                 return Err(RefreshError::Invalid);
             }
@@ -263,16 +316,14 @@ impl RefreshTokens {
                             .created_at
                             .saturating_add(ms(self.policy.family_lifetime)),
                     );
-                    let swapped = store
-                        .rotate(Rotation {
-                            family_id: &id,
-                            expected: &family.current_hash,
-                            next: &next.hash(),
-                            rotated_at: now,
-                            expires_at,
-                        })
-                        .await?;
-                    if swapped {
+                    let rotation = Rotation {
+                        family_id: &family.id,
+                        expected: &family.current_hash,
+                        next: &next.hash(),
+                        rotated_at: now,
+                        expires_at,
+                    };
+                    if store.rotate(rotation).await? {
                         family.current_hash = next.hash();
                         family.rotated_at = now;
                         family.expires_at = expires_at;
@@ -291,10 +342,10 @@ impl RefreshTokens {
                     });
                 }
                 Position::Previous | Position::Older => {
-                    store.revoke_family(&id).await?;
-                    tracing::warn!(family = %id, user = %family.user_id, "refresh token reuse detected; family revoked");
+                    store.revoke_family(&family.id).await?;
+                    tracing::warn!(family = %family.id, user = %family.user_id, "refresh token reuse detected; family revoked");
                     return Err(RefreshError::Reused {
-                        family_id: id,
+                        family_id: family.id,
                         user_id: family.user_id,
                     });
                 }
