@@ -97,7 +97,7 @@ pub enum AuthError {
     /// An extractor ran on a route without `AuthLayer`: a wiring bug in the
     /// app. `500 auth_layer_missing`.
     #[error(
-        "{0} was used on a route that AuthLayer does not cover; add `.layer(auth.layer())` (or `auth.required()`) to the router that serves it."
+        "{0} was used on a route that AuthLayer does not cover; add `.layer(auth.layer())` (or `.layer(auth.layer().required())`) to the router that serves it."
     )]
     LayerMissing(&'static str),
     /// Something that should not happen (a hashing task died, a token could
