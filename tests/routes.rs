@@ -538,7 +538,7 @@ async fn signin_failures_are_rate_limited_per_login() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(retry >= 1 && retry <= 15 * 60);
+    assert!((1..=15 * 60).contains(&retry));
     // Another login is not affected.
     h.signup("other@example.com").await;
     assert_eq!(
