@@ -4,7 +4,7 @@
 //!    `Authorization` headers are a `400`. A Bearer token that is present is
 //!    *the* credential: when it is invalid, the cookie is not consulted.
 //!    Other schemes (`Basic`, ...) are left to the app.
-//! 2. Otherwise the access cookie (default `access_token`).
+//! 2. Otherwise (no Bearer token) the access cookie (default `access_token`).
 //! 3. The refresh cookie (default `refresh_token`) is only used to mint a new
 //!    access token when the request has no `Authorization` header and its
 //!    access cookie is missing or expired.
@@ -45,7 +45,7 @@ pub(crate) fn read<'a>(
     Ok(Credentials {
         bearer,
         has_authorization: first.is_some(),
-        access_cookie: if first.is_none() {
+        access_cookie: if bearer.is_none() {
             config.access_cookie.find(headers)
         } else {
             None

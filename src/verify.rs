@@ -24,6 +24,7 @@
 //! # Ok::<(), axum_authkit::keys::KeyError>(())
 //! ```
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -106,14 +107,15 @@ impl TokenError {
     }
 }
 
+/// Borrowed from the decoded header; owned only when the JSON escapes a character.
 #[derive(Deserialize)]
 struct Header<'a> {
     #[serde(borrow)]
-    alg: &'a str,
+    alg: Cow<'a, str>,
     #[serde(default, borrow)]
-    kid: Option<&'a str>,
+    kid: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    typ: Option<&'a str>,
+    typ: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "present")]
     crit: bool,
     #[serde(default, deserialize_with = "present")]
@@ -202,7 +204,7 @@ impl Verifier {
         if header.crit || header.jku || header.jwk || header.x5u || header.x5c {
             return Err(TokenError::ForbiddenHeader);
         }
-        let typ_ok = header.typ.is_some_and(|t| {
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
             t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE)
                 || t.eq_ignore_ascii_case("application/at+jwt")
         });
@@ -211,6 +213,7 @@ impl Verifier {
         }
         let key = header
             .kid
+            .as_deref()
             .and_then(|kid| self.keys.get(kid))
             .ok_or(TokenError::UnknownKey)?;
         if header.alg != alg_name(key.algorithm()) {
