@@ -126,7 +126,9 @@ async fn main() -> Result<(), BoxError> {
     };
 
     let mut builder = Auth::<Profile>::builder_with_claims()
-        .extra_claims(|user| Profile { name: user.name.clone() })
+        .extra_claims(|user| Profile {
+            name: user.name.clone(),
+        })
         .secret(&secret)
         .users(users)
         .families(families)
