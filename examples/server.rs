@@ -58,6 +58,14 @@ struct Profile {
     name: String,
 }
 
+/// `GET /api/v1/status/`: an unprotected route of the same shape as the
+/// account route (for `benches/load.sh`).
+async fn status() -> Json<Value> {
+    Json(
+        json!({ "id": "00000000-0000-0000-0000-000000000000", "email": "status@example.com", "name": "status" }),
+    )
+}
+
 /// `GET /api/v1/account/`: the signed-in user's account.
 async fn account(user: AuthUser<Profile>) -> Json<Value> {
     Json(json!({ "id": user.id(), "email": user.email, "name": user.extra.name }))
@@ -146,6 +154,7 @@ async fn main() -> Result<(), BoxError> {
         .route("/api/v1/account", get(account))
         .route("/api/v1/account/", get(account))
         .layer(auth.layer())
+        .route("/api/v1/status/", get(status))
         .nest("/api/v1/auth", auth.router());
 
     let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -5,9 +5,11 @@
 //!   re-made on the next successful sign-in.
 //! - Hashing runs in `spawn_blocking` behind a semaphore sized to leave the
 //!   async runtime at least one core (one permit on a 2-core machine), so a
-//!   flood of sign-ins queues instead of exhausting memory (each hash holds
-//!   `m` KiB) or starving other requests. Past a bounded queue, requests are
-//!   turned away with `429` at once.
+//!   flood of sign-ins queues instead of exhausting memory or starving other
+//!   requests. Past a bounded queue, requests are turned away with `429` at
+//!   once. Each permit owns one reusable `m`-KiB argon2 work area, so memory
+//!   is `permits x m` however long the flood lasts (allocating 19 MiB per hash
+//!   instead lets the allocator's heaps grow to hundreds of MiB).
 //! - Length is 12 to 128 characters by default, counted in Unicode scalar
 //!   values and checked *before* hashing; nothing is ever truncated. Any
 //!   Unicode is welcome (NUL and other control characters are not).
@@ -19,10 +21,10 @@
 use std::collections::HashSet;
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::error::AuthError;
@@ -97,6 +99,41 @@ pub(crate) struct Passwords {
     permits: Arc<Semaphore>,
     queued: AtomicUsize,
     dummy: OnceCell<String>,
+    /// Work areas of the policy's size, one per permit at most.
+    areas: Arc<Mutex<Vec<Vec<Block>>>>,
+}
+
+/// Runs argon2 in a work area from `areas` (or a fresh one for a stored hash
+/// with other parameters), returning the area afterwards.
+fn compute(
+    argon2: &Argon2<'_>,
+    areas: &Mutex<Vec<Vec<Block>>>,
+    standard_blocks: usize,
+    password: &[u8],
+    salt: Salt<'_>,
+    output_len: usize,
+) -> Option<Output> {
+    let blocks = argon2.params().block_count();
+    let lock = || areas.lock().unwrap_or_else(|e| e.into_inner());
+    let mut area = if blocks == standard_blocks {
+        lock().pop()
+    } else {
+        None
+    }
+    .unwrap_or_else(|| vec![Block::default(); blocks]);
+    let mut salt_buf = [0u8; 64];
+    let out = salt.decode_b64(&mut salt_buf).ok().and_then(|salt| {
+        Output::init_with(output_len, |out| {
+            argon2
+                .hash_password_into_with_memory(password, salt, out, &mut area)
+                .map_err(|_| argon2::password_hash::Error::Crypto)
+        })
+        .ok()
+    });
+    if blocks == standard_blocks {
+        lock().push(area);
+    }
+    out
 }
 
 impl Passwords {
@@ -117,6 +154,7 @@ impl Passwords {
             policy,
             params,
             dummy: OnceCell::new(),
+            areas: Arc::new(Mutex::new(Vec::new())),
         })
     }
 
@@ -183,14 +221,28 @@ impl Passwords {
     /// Hashes `password` (call [`Passwords::problems`] first).
     pub(crate) async fn hash(&self, password: String) -> Result<String, AuthError> {
         let argon2 = self.argon2();
+        let (areas, standard) = (self.areas.clone(), self.params.block_count());
         self.bounded(move || {
             let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-            argon2
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
+            let output = compute(
+                &argon2,
+                &areas,
+                standard,
+                password.as_bytes(),
+                salt.as_salt(),
+                Params::DEFAULT_OUTPUT_LEN,
+            )?;
+            let phc = PasswordHash {
+                algorithm: Algorithm::Argon2id.ident(),
+                version: Some(Version::V0x13.into()),
+                params: ParamsString::try_from(argon2.params()).ok()?,
+                salt: Some(salt.as_salt()),
+                hash: Some(output),
+            };
+            Some(phc.to_string())
         })
         .await?
-        .map_err(|_| AuthError::Internal("password hashing failed"))
+        .ok_or(AuthError::Internal("password hashing failed"))
     }
 
     async fn dummy_hash(&self) -> Result<String, AuthError> {
@@ -219,27 +271,159 @@ impl Passwords {
                 needs_rehash: false,
             });
         }
-        let argon2 = self.argon2();
         let params = self.params.clone();
+        let (areas, standard) = (self.areas.clone(), self.params.block_count());
         self.bounded(move || {
-            let Ok(hash) = PasswordHash::new(&phc) else {
-                return Verdict {
-                    ok: false,
-                    needs_rehash: false,
-                };
+            let refused = Verdict {
+                ok: false,
+                needs_rehash: false,
             };
-            let ok = argon2.verify_password(password.as_bytes(), &hash).is_ok() && known;
-            let current = hash.algorithm.as_str() == "argon2id"
-                && Params::try_from(&hash).is_ok_and(|p| {
-                    p.m_cost() == params.m_cost()
-                        && p.t_cost() == params.t_cost()
-                        && p.p_cost() == params.p_cost()
-                });
+            let Ok(hash) = PasswordHash::new(&phc) else {
+                return refused;
+            };
+            let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+                return refused;
+            };
+            let (Ok(algorithm), Ok(stored)) =
+                (Algorithm::try_from(hash.algorithm), Params::try_from(&hash))
+            else {
+                return refused;
+            };
+            let version = hash
+                .version
+                .and_then(|v| Version::try_from(v).ok())
+                .unwrap_or_default();
+            let argon2 = Argon2::new(algorithm, version, stored.clone());
+            let computed = compute(
+                &argon2,
+                &areas,
+                standard,
+                password.as_bytes(),
+                salt,
+                expected.len(),
+            );
+            // `Output` compares in constant time.
+            let ok = known && computed.is_some_and(|c| c == expected);
+            let current = algorithm == Algorithm::Argon2id
+                && version == Version::V0x13
+                && stored.m_cost() == params.m_cost()
+                && stored.t_cost() == params.t_cost()
+                && stored.p_cost() == params.p_cost();
             Verdict {
                 ok,
                 needs_rehash: ok && !current,
             }
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+
+    use super::*;
+
+    fn small() -> PasswordPolicy {
+        PasswordPolicy {
+            memory_kib: 1024,
+            ..PasswordPolicy::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn hashes_are_standard_phc_strings() {
+        let p = Passwords::new(small()).unwrap();
+        let phc = p.hash("correct horse battery staple".into()).await.unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=1024,t=2,p=1$"), "{phc}");
+        // The argon2 crate's own verifier agrees, both ways.
+        let parsed = PasswordHash::new(&phc).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse battery staple", &parsed)
+                .is_ok()
+        );
+        assert!(
+            Argon2::default()
+                .verify_password(b"wrong", &parsed)
+                .is_err()
+        );
+        let theirs = Argon2::default()
+            .hash_password(
+                b"another good password",
+                &SaltString::generate(&mut argon2::password_hash::rand_core::OsRng),
+            )
+            .unwrap()
+            .to_string();
+        let v = p
+            .verify("another good password".into(), Some(theirs.clone()))
+            .await
+            .unwrap();
+        assert!(v.ok);
+        assert!(v.needs_rehash, "default params differ from the policy's");
+        assert!(
+            !p.verify("another good passwore".into(), Some(theirs))
+                .await
+                .unwrap()
+                .ok
+        );
+    }
+
+    #[tokio::test]
+    async fn verify_refuses_unknown_logins_and_garbage() {
+        let p = Passwords::new(small()).unwrap();
+        let phc = p.hash("correct horse battery staple".into()).await.unwrap();
+        let v = p
+            .verify("correct horse battery staple".into(), Some(phc.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            v,
+            Verdict {
+                ok: true,
+                needs_rehash: false
+            }
+        );
+        assert!(
+            !p.verify("correct horse battery staple".into(), None)
+                .await
+                .unwrap()
+                .ok
+        );
+        assert!(
+            !p.verify("x".into(), Some("not a phc string".into()))
+                .await
+                .unwrap()
+                .ok
+        );
+        let long = "x".repeat(129);
+        assert!(!p.verify(long, Some(phc)).await.unwrap().ok);
+    }
+
+    #[test]
+    fn policy_problems() {
+        let p = Passwords::new(PasswordPolicy::default()).unwrap();
+        assert!(p.problems("correct horse battery staple").is_empty());
+        assert!(!p.problems("short").is_empty());
+        assert!(!p.problems(&"x".repeat(129)).is_empty());
+        assert!(!p.problems("qwertyuiop123").is_empty() || !is_common("qwertyuiop123"));
+        assert!(is_common("password") && is_common("PASSWORD") && is_common("123456"));
+        assert!(COMMON.len() >= 10_000);
+        assert!(!p.problems("tab\tinside password").is_empty());
+        assert!(p.problems("語".repeat(12).as_str()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn work_areas_are_reused_not_reallocated() {
+        let p = Passwords::new(small()).unwrap();
+        for _ in 0..5 {
+            p.hash("correct horse battery staple".into()).await.unwrap();
+        }
+        let areas = p.areas.lock().unwrap();
+        assert!(
+            areas.len() <= p.policy.max_concurrent_hashes,
+            "{} areas",
+            areas.len()
+        );
     }
 }

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Load test of the example server over real HTTP (loopback), with wrk.
+#
+#   benches/load.sh            # builds the release example, then about 70 s of load
+#
+# Prints: protected vs unprotected throughput; the protected route's p99
+# latency idle and during a 64-connection sign-in flood; the server's peak RSS.
+# Needs wrk (Debian: apt-get install wrk). Stops by itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v wrk >/dev/null || { echo "wrk is required: apt-get install wrk" >&2; exit 1; }
+DURATION=${DURATION:-10}
+PORT=${PORT:-38127}
+BASE="http://127.0.0.1:$PORT"
+WORK=$(mktemp -d)
+
+cargo build --release --example server --quiet
+BIN=target/release/examples/server
+
+MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-} DATABASE_URL="sqlite://$WORK/load.db?mode=rwc" BIND_ADDR="127.0.0.1:$PORT" COOKIE_SECURE=false \
+  JWT_SECRET=load-test-secret-0123456789abcdef0123456789 RUST_LOG=warn "$BIN" >"$WORK/server.log" 2>&1 &
+PID=$!
+trap 'kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+for _ in $(seq 100); do curl -fs "$BASE/api/v1/status/" >/dev/null 2>&1 && break; sleep 0.1; done
+
+PASSWORD="correct horse battery staple"
+curl -fs -o /dev/null -X POST "$BASE/api/v1/auth/signup/" -H 'Content-Type: application/json' \
+  -d "{\"email\":\"load@example.com\",\"password\":\"$PASSWORD\",\"name\":\"Load\",\"captcha\":\"x\"}"
+TOKEN=$(curl -fs -D - -o /dev/null -X POST "$BASE/api/v1/auth/signin/" -H 'Content-Type: application/json' \
+  -d "{\"login\":\"load@example.com\",\"password\":\"$PASSWORD\",\"captcha\":\"x\"}" \
+  | sed -n 's/^set-cookie: access_token=\([^;]*\);.*/\1/ip' | tr -d '\r')
+[ -n "$TOKEN" ] || { echo "sign-in failed" >&2; exit 1; }
+curl -fs -H "Authorization: Bearer $TOKEN" "$BASE/api/v1/account/" >/dev/null
+
+cat >"$WORK/signin.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"login":"load@example.com","password":"$PASSWORD","captcha":"x"}'
+LUA
+
+rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
+# p99 from wrk --latency, in milliseconds.
+p99() {
+  awk '$1 == "99%" { v = $2; u = v; gsub(/[0-9.]/, "", u); gsub(/[a-z]/, "", v);
+       f = (u == "us") ? 0.001 : (u == "s") ? 1000 : 1; printf "%.3f", v * f }' "$1"
+}
+rss_peak() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$PID/status"; }
+
+echo "== throughput, 2 threads x 64 connections, ${DURATION}s each"
+wrk -t2 -c64 -d"${DURATION}s" "$BASE/api/v1/status/" >"$WORK/open.txt"
+wrk -t2 -c64 -d"${DURATION}s" -H "Authorization: Bearer $TOKEN" "$BASE/api/v1/account/" >"$WORK/auth.txt"
+OPEN=$(rps "$WORK/open.txt"); AUTH=$(rps "$WORK/auth.txt")
+
+echo "== protected p99, 1 thread x 4 connections: idle, then during a 64-connection sign-in flood"
+wrk -t1 -c4 -d"${DURATION}s" --latency -H "Authorization: Bearer $TOKEN" "$BASE/api/v1/account/" >"$WORK/idle.txt"
+wrk -t1 -c64 -d"$((DURATION + 4))s" -s "$WORK/signin.lua" "$BASE/api/v1/auth/signin/" >"$WORK/flood.txt" &
+FLOOD=$!
+sleep 2
+wrk -t1 -c4 -d"${DURATION}s" --latency -H "Authorization: Bearer $TOKEN" "$BASE/api/v1/account/" >"$WORK/busy.txt"
+wait $FLOOD
+IDLE=$(p99 "$WORK/idle.txt"); BUSY=$(p99 "$WORK/busy.txt")
+SIGNINS=$(rps "$WORK/flood.txt")
+RSS=$(rss_peak)
+
+printf '\n%-48s %12s %12s\n' "figure" "value" "target"
+printf '%-48s %12s\n' "unprotected /api/v1/status/ (req/s)" "$OPEN"
+printf '%-48s %12s\n' "protected /api/v1/account/ (req/s)" "$AUTH"
+printf '%-48s %12s %12s\n' "protected / unprotected" "$(awk -v a="$AUTH" -v o="$OPEN" 'BEGIN {printf "%.3f", a / o}')" ">= 0.95"
+printf '%-48s %12s\n' "protected p99 idle (ms)" "$IDLE"
+printf '%-48s %12s\n' "protected p99 during sign-in flood (ms)" "$BUSY"
+printf '%-48s %12s %12s\n' "flood p99 / idle p99" "$(awk -v b="$BUSY" -v i="$IDLE" 'BEGIN {printf "%.2f", b / i}')" "<= 3"
+printf '%-48s %12s\n' "sign-ins/s during the flood" "$SIGNINS"
+printf '%-48s %12s %12s\n' "server peak RSS (MiB)" "$RSS" "<= 150"
