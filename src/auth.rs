@@ -126,13 +126,14 @@ impl<E: ExtraClaims> Auth<E> {
 
     /// Verifies an access token (through the cache), as the layer does.
     pub fn verify(&self, token: &str) -> Result<Arc<AccessClaims<E>>, TokenError> {
-        self.verify_at(token, now_secs())
+        self.verify_at(token.as_bytes(), now_secs())
     }
 
     #[inline]
+    /// Takes bytes: a cache hit needs no UTF-8 check, the bytes are the key.
     pub(crate) fn verify_at(
         &self,
-        token: &str,
+        token: &[u8],
         now: i64,
     ) -> Result<Arc<AccessClaims<E>>, TokenError> {
         let inner = &*self.inner;
@@ -142,6 +143,7 @@ impl<E: ExtraClaims> Auth<E> {
                 Err(_) => inner.cache.remove(token),
             }
         }
+        let token = std::str::from_utf8(token).map_err(|_| TokenError::Malformed)?;
         let claims = Arc::new(inner.verifier.verify::<E>(token, now)?);
         if !inner.cache.insert(token, claims.clone()) {
             return Err(TokenError::Revoked);

@@ -184,14 +184,21 @@ impl CookieSettings {
     /// With duplicates the first wins (the browser sends the most specific
     /// path first).
     pub fn find<'a>(&self, headers: &'a http::HeaderMap) -> Option<&'a str> {
+        std::str::from_utf8(self.find_bytes(headers)?).ok()
+    }
+
+    /// [`CookieSettings::find`] without the UTF-8 check, for the hot path.
+    pub(crate) fn find_bytes<'a>(&self, headers: &'a http::HeaderMap) -> Option<&'a [u8]> {
+        let name = self.full_name.as_bytes();
         headers
             .get_all(http::header::COOKIE)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
+            .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
             .find_map(|pair| {
-                let (name, value) = pair.split_once('=')?;
-                (name.trim() == self.full_name).then(|| value.trim().trim_matches('"'))
+                let eq = pair.iter().position(|&b| b == b'=')?;
+                let value = pair[eq + 1..].trim_ascii();
+                let value = value.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(value);
+                (pair[..eq].trim_ascii() == name).then_some(value)
             })
             .filter(|v| !v.is_empty())
     }

@@ -43,22 +43,27 @@ use http::request::Parts;
 use crate::claims::AccessClaims;
 use crate::error::AuthError;
 
-/// What the layer concluded about a request (in its extensions).
+/// What the layer concluded about a request (in its extensions). Two words,
+/// so putting it into the extensions stays cheap.
 #[derive(Clone, Debug)]
 pub(crate) enum AuthState<E> {
     Authenticated(Arc<AccessClaims<E>>),
     Anonymous,
-    Failed(AuthError),
+    Failed(Arc<AuthError>),
 }
 
 impl<E> AuthState<E> {
+    pub(crate) fn failed(e: AuthError) -> Self {
+        AuthState::Failed(Arc::new(e))
+    }
+
     fn user(&self) -> Result<Option<AuthUser<E>>, AuthError> {
         match self {
             AuthState::Authenticated(claims) => Ok(Some(AuthUser {
                 claims: claims.clone(),
             })),
             AuthState::Anonymous => Ok(None),
-            AuthState::Failed(e) => Err(e.clone()),
+            AuthState::Failed(e) => Err(AuthError::clone(e)),
         }
     }
 }

@@ -18,17 +18,24 @@ use http::header::AUTHORIZATION;
 use crate::config::AuthConfig;
 use crate::error::AuthError;
 
-/// The credentials a request carries, borrowed from its headers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The credentials a request carries, borrowed from its headers (as bytes:
+/// a cached token is recognised without a UTF-8 check).
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Credentials<'a> {
     /// The token of an `Authorization: Bearer` header.
-    pub(crate) bearer: Option<&'a str>,
+    pub(crate) bearer: Option<&'a [u8]>,
     /// Whether any `Authorization` header came.
     pub(crate) has_authorization: bool,
-    /// The access cookie's value.
-    pub(crate) access_cookie: Option<&'a str>,
-    /// The refresh cookie's value.
-    pub(crate) refresh_cookie: Option<&'a str>,
+    /// The access cookie's value (read only when no Bearer token came).
+    pub(crate) access_cookie: Option<&'a [u8]>,
+    headers: &'a HeaderMap,
+}
+
+impl<'a> Credentials<'a> {
+    /// The refresh cookie, looked up only when a refresh is possible.
+    pub(crate) fn refresh_cookie(&self, config: &AuthConfig) -> Option<&'a str> {
+        config.refresh_cookie.find(self.headers)
+    }
 }
 
 /// Reads the credentials of a request.
@@ -45,19 +52,15 @@ pub(crate) fn read<'a>(
     Ok(Credentials {
         bearer,
         has_authorization: first.is_some(),
-        access_cookie: if bearer.is_none() {
-            config.access_cookie.find(headers)
-        } else {
-            None
-        },
-        refresh_cookie: config.refresh_cookie.find(headers),
+        access_cookie: if bearer.is_none() { config.access_cookie.find_bytes(headers) } else { None },
+        headers,
     })
 }
 
-/// The token of a `Bearer` credential (RFC 6750 section 2.1); `Some("")` for
-/// a Bearer credential whose token is missing or not ASCII, so that it is
-/// refused rather than ignored.
-fn bearer_token(value: &[u8]) -> Option<&str> {
+/// The token of a `Bearer` credential (RFC 6750 section 2.1); `Some(b"")`
+/// for a Bearer credential without a token, so that it is refused rather
+/// than ignored.
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
     const SCHEME: &[u8] = b"bearer";
     if value.len() < SCHEME.len() || !value[..SCHEME.len()].eq_ignore_ascii_case(SCHEME) {
         return None;
@@ -66,10 +69,7 @@ fn bearer_token(value: &[u8]) -> Option<&str> {
     if !rest.is_empty() && rest[0] != b' ' {
         return None; // "Bearerx": another scheme
     }
-    let token = std::str::from_utf8(rest)
-        .unwrap_or("")
-        .trim_start_matches(' ');
-    Some(token.trim_end_matches(' '))
+    Some(rest.trim_ascii())
 }
 
 #[cfg(test)]
@@ -78,10 +78,10 @@ mod tests {
 
     #[test]
     fn bearer_scheme_is_case_insensitive() {
-        assert_eq!(bearer_token(b"Bearer abc"), Some("abc"));
-        assert_eq!(bearer_token(b"bEaReR   abc"), Some("abc"));
-        assert_eq!(bearer_token(b"Bearer"), Some(""));
-        assert_eq!(bearer_token(b"Bearer \xff"), Some(""));
+        assert_eq!(bearer_token(b"Bearer abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer_token(b"bEaReR   abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer_token(b"Bearer"), Some(&b""[..]));
+        assert_eq!(bearer_token(b"Bearer \xff"), Some(&b"\xff"[..]));
         assert_eq!(bearer_token(b"Basic abc"), None);
         assert_eq!(bearer_token(b"Bearerabc"), None);
     }

@@ -135,6 +135,8 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 
 /// Largest encoded header accepted (ours are about 60 bytes).
 const MAX_HEADER_B64: usize = 512;
+/// Payloads up to this size are decoded on the stack.
+const MAX_STACK_PAYLOAD: usize = 1536;
 
 /// Verifies and mints access tokens for one issuer and audience.
 #[derive(Debug, Clone)]
@@ -219,21 +221,23 @@ impl Verifier {
         if header.alg != alg_name(key.algorithm()) {
             return Err(TokenError::AlgorithmMismatch);
         }
-        let valid = jsonwebtoken::crypto::verify(
-            signature,
-            signed.as_bytes(),
-            key.decoding(),
-            key.algorithm(),
-        );
-        if !matches!(valid, Ok(true)) {
+        if !key.verify_signature(signed.as_bytes(), signature) {
             return Err(TokenError::BadSignature);
         }
 
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload_b64)
-            .map_err(|_| TokenError::Malformed)?;
+        let mut stack = [0u8; MAX_STACK_PAYLOAD];
+        let heap;
+        let payload: &[u8] = if payload_b64.len() <= MAX_STACK_PAYLOAD / 3 * 4 {
+            let n = URL_SAFE_NO_PAD
+                .decode_slice(payload_b64, &mut stack)
+                .map_err(|_| TokenError::Malformed)?;
+            &stack[..n]
+        } else {
+            heap = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| TokenError::Malformed)?;
+            &heap
+        };
         let claims: AccessClaims<E> =
-            serde_json::from_slice(&payload).map_err(|_| TokenError::InvalidClaims)?;
+            serde_json::from_slice(payload).map_err(|_| TokenError::InvalidClaims)?;
         if *claims.iss != *self.issuer {
             return Err(TokenError::WrongIssuer);
         }

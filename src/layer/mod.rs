@@ -157,8 +157,9 @@ fn is_safe(method: &Method) -> bool {
 
 impl<E: ExtraClaims> Auth<E> {
     fn step<B>(&self, req: &Request<B>) -> Result<Step<E>, AuthError> {
-        let creds = source::read(req.headers(), &self.inner.config)?;
-        let refresh = || match creds.refresh_cookie {
+        let config = &self.inner.config;
+        let creds = source::read(req.headers(), config)?;
+        let refresh = || match creds.refresh_cookie(config) {
             Some(token) if !creds.has_authorization => Some(Step::Refresh(token.to_owned())),
             _ => None,
         };
@@ -166,14 +167,14 @@ impl<E: ExtraClaims> Auth<E> {
         if let Some(token) = creds.bearer {
             return match self.verify_at(token, now_secs()) {
                 Ok(claims) => done(AuthState::Authenticated(claims), false),
-                Err(e) => done(AuthState::Failed(AuthError::InvalidToken(e)), false),
+                Err(e) => done(AuthState::failed(AuthError::InvalidToken(e)), false),
             };
         }
         match creds.access_cookie {
             Some(token) => match self.verify_at(token, now_secs()) {
                 Ok(claims) => done(AuthState::Authenticated(claims), true),
                 Err(TokenError::Expired) if let Some(step) = refresh() => Ok(step),
-                Err(e) => done(AuthState::Failed(AuthError::InvalidToken(e)), false),
+                Err(e) => done(AuthState::failed(AuthError::InvalidToken(e)), false),
             },
             None => refresh().map_or_else(|| done(AuthState::Anonymous, false), Ok),
         }
@@ -253,7 +254,7 @@ fn rejection<E>(state: &AuthState<E>) -> Option<AuthError> {
     match state {
         AuthState::Authenticated(_) => None,
         AuthState::Anonymous => Some(AuthError::MissingCredentials),
-        AuthState::Failed(e) => Some(e.clone()),
+        AuthState::Failed(e) => Some(AuthError::clone(e)),
     }
 }
 
@@ -279,9 +280,9 @@ where
             )
         }
         Err(e @ AuthError::InvalidRefreshToken) => {
-            (AuthState::Failed(e), Some(auth.clear_cookies()))
+            (AuthState::failed(e), Some(auth.clear_cookies()))
         }
-        Err(e) => (AuthState::Failed(e), None),
+        Err(e) => (AuthState::failed(e), None),
     };
     let mut res = match (required, rejection(&state)) {
         (true, Some(e)) => e.into_response(),

@@ -27,7 +27,7 @@ pub(super) async fn logout<E: ExtraClaims>(
         Ok(None) => crate::source::read(&headers, config)
             .ok()
             .and_then(|c| c.bearer.or(c.access_cookie))
-            .and_then(|t| auth.verify(t).ok()),
+            .and_then(|t| auth.verify_at(t, crate::time::now_secs()).ok()),
         Err(e) => {
             tracing::warn!(error = %e, "logout could not revoke the sign-in");
             None
