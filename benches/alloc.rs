@@ -159,11 +159,21 @@ fn main() {
             .layer(auth.layer().required())
     };
     let (cached_app, uncached_app) = (with_layer(&cached), with_layer(&uncached));
+    // What axum's `Router::layer` itself costs (it boxes every route once
+    // more), and a handler that only extracts `AuthUser` with no layer cost
+    // at all is not possible, so the identity layer isolates the boxing.
+    let identity = Router::new()
+        .route("/me", get(plain))
+        .layer(tower::layer::util::Identity::new());
     let rows: Vec<(&str, (f64, f64))> = rt.block_on(async {
         vec![
             (
                 "request/baseline",
                 measure(N, async || call(&baseline, &bearer).await).await,
+            ),
+            (
+                "request/identity_layer",
+                measure(N, async || call(&identity, &bearer).await).await,
             ),
             (
                 "request/authkit_cached",

@@ -147,6 +147,9 @@ async fn login_me(session: LoginSession) -> &'static str {
 enum App {
     Axum08(Router),
     Axum07(axum07::Router),
+    /// The layer around the whole router (`auth.layer().layer(router)`),
+    /// instead of `Router::layer`, which boxes each route once more.
+    Outer(axum_authkit::layer::AuthService<Router>),
 }
 
 struct Contestant {
@@ -174,6 +177,18 @@ async fn call(app: &App, header: &(HeaderName, HeaderValue)) -> bytes::Bytes {
     let (status, body) = match app {
         App::Axum08(router) => {
             let res = router
+                .clone()
+                .oneshot(request(header))
+                .await
+                .expect("infallible");
+            let status = res.status();
+            (
+                status,
+                res.into_body().collect().await.expect("body").to_bytes(),
+            )
+        }
+        App::Outer(service) => {
+            let res = service
                 .clone()
                 .oneshot(request(header))
                 .await
@@ -302,6 +317,23 @@ fn contestants(rt: &Runtime) -> (Vec<Contestant>, Auth, Auth) {
         Contestant {
             name: "authkit_first_seen",
             app: App::Axum08(authkit(&uncached)),
+            header: bearer.clone(),
+        },
+        Contestant {
+            name: "identity_layer",
+            app: App::Axum08(
+                Router::new()
+                    .route("/me", get(plain))
+                    .layer(tower::layer::util::Identity::new()),
+            ),
+            header: bearer.clone(),
+        },
+        Contestant {
+            name: "authkit_cached_outer",
+            app: App::Outer(tower::Layer::layer(
+                &cached.layer().required(),
+                Router::new().route("/me", get(authkit_me)),
+            )),
             header: bearer.clone(),
         },
         Contestant {

@@ -197,7 +197,10 @@ impl CookieSettings {
             .find_map(|pair| {
                 let eq = pair.iter().position(|&b| b == b'=')?;
                 let value = pair[eq + 1..].trim_ascii();
-                let value = value.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(value);
+                let value = value
+                    .strip_prefix(b"\"")
+                    .and_then(|v| v.strip_suffix(b"\""))
+                    .unwrap_or(value);
                 (pair[..eq].trim_ascii() == name).then_some(value)
             })
             .filter(|v| !v.is_empty())

@@ -32,8 +32,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
-use sha2::Sha256;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use sha2::Sha256;
 
 /// Minimum HS256 secret length, in bytes (RFC 7518 section 3.2).
 pub const MIN_HS256_SECRET: usize = 32;

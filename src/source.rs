@@ -52,7 +52,11 @@ pub(crate) fn read<'a>(
     Ok(Credentials {
         bearer,
         has_authorization: first.is_some(),
-        access_cookie: if bearer.is_none() { config.access_cookie.find_bytes(headers) } else { None },
+        access_cookie: if bearer.is_none() {
+            config.access_cookie.find_bytes(headers)
+        } else {
+            None
+        },
         headers,
     })
 }

@@ -233,7 +233,9 @@ impl Verifier {
                 .map_err(|_| TokenError::Malformed)?;
             &stack[..n]
         } else {
-            heap = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| TokenError::Malformed)?;
+            heap = URL_SAFE_NO_PAD
+                .decode(payload_b64)
+                .map_err(|_| TokenError::Malformed)?;
             &heap
         };
         let claims: AccessClaims<E> =
