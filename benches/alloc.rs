@@ -15,22 +15,23 @@
 //! Plain `main` (`harness = false`), no criterion: run with
 //! `cargo bench --bench alloc`.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use axum_authkit::keys::{KeySet, SigningKey};
-use axum_authkit::store::{MemoryStore, User};
+use axum_authkit::{Auth, CacheConfig};
 use axum_authkit::time::now_secs;
-use axum_authkit::{Auth, AuthUser, CacheConfig};
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
+
+use common::{BODY, authkit_me, hs256_auth, plain, token};
 
 // ---- the counting allocator -------------------------------------------------
 
@@ -91,33 +92,6 @@ async fn measure<F: AsyncFnMut()>(n: u64, mut f: F) -> (f64, f64) {
 
 // ---- the routers ------------------------------------------------------------
 
-const HS256_SECRET: &[u8] = b"benchmark secret: thirty-two bytes or more, ASCII";
-const REFRESH_SECRET: &[u8] = b"benchmark refresh secret, also 32 bytes or more";
-const BODY: &str = "hello";
-
-fn auth(cache: CacheConfig) -> Auth {
-    Auth::builder()
-        .keys(KeySet::new(
-            SigningKey::hs256("hs-bench", HS256_SECRET).expect("key"),
-        ))
-        .refresh_secret(REFRESH_SECRET)
-        .store(Arc::new(MemoryStore::new()))
-        .issuer("https://auth.example.com")
-        .audience("https://api.example.com")
-        .token_cache(cache)
-        .build()
-        .expect("auth")
-}
-
-async fn plain() -> &'static str {
-    BODY
-}
-
-async fn me(user: AuthUser) -> &'static str {
-    black_box(&user);
-    BODY
-}
-
 async fn call(app: &Router, bearer: &HeaderValue) {
     let req = Request::get("/me")
         .header(AUTHORIZATION, bearer.clone())
@@ -136,26 +110,15 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let cached = auth(CacheConfig::default());
-    let uncached = auth(CacheConfig::disabled());
-    let user = User {
-        id: "0b5c7a1e-3f2d-4c8b-9a6e-1d2f3a4b5c6d".into(),
-        email: "alice.benchmark@example.com".into(),
-        name: "Alice".into(),
-        password_hash: String::new(),
-        email_verified: true,
-        disabled: false,
-        created_at: 0,
-    };
-    let (token, _) = cached
-        .issue_access_token(&user, "Zm9vYmFyYmF6cXV4cXV1eA")
-        .expect("token");
+    let cached = hs256_auth(CacheConfig::default());
+    let uncached = hs256_auth(CacheConfig::disabled());
+    let token = token(&cached);
     let bearer = HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
 
     let baseline = Router::new().route("/me", get(plain));
     let with_layer = |auth: &Auth| {
         Router::new()
-            .route("/me", get(me))
+            .route("/me", get(authkit_me))
             .layer(auth.layer().required())
     };
     let (cached_app, uncached_app) = (with_layer(&cached), with_layer(&uncached));

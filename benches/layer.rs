@@ -19,6 +19,8 @@
 //! `b.to_async` on a current-thread runtime, status checked and body read.
 //! The JWT peers verify the very token authkit verifies.
 
+mod common;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::hint::black_box;
@@ -26,9 +28,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use axum_authkit::keys::{KeySet, SigningKey};
-use axum_authkit::store::{MemoryStore, User};
-use axum_authkit::{AccessClaims, Auth, AuthUser, CacheConfig};
+use axum_authkit::{AccessClaims, Auth, CacheConfig};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use http::{HeaderName, HeaderValue, Request, StatusCode};
@@ -36,49 +36,7 @@ use http_body_util::BodyExt;
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
 
-const ISSUER: &str = "https://auth.example.com";
-const AUDIENCE: &str = "https://api.example.com";
-/// ASCII, because jwt-authorizer takes its HS256 secret as `&str`.
-const HS256_SECRET: &str = "benchmark secret: thirty-two bytes or more, ASCII";
-const REFRESH_SECRET: &[u8] = b"benchmark refresh secret, also 32 bytes or more";
-const BODY: &str = "hello";
-
-fn user() -> User {
-    User {
-        id: "0b5c7a1e-3f2d-4c8b-9a6e-1d2f3a4b5c6d".into(),
-        email: "alice.benchmark@example.com".into(),
-        name: "Alice".into(),
-        password_hash: String::new(),
-        email_verified: true,
-        disabled: false,
-        created_at: 0,
-    }
-}
-
-fn auth(cache: CacheConfig) -> Auth {
-    Auth::builder()
-        .keys(KeySet::new(
-            SigningKey::hs256("hs-bench", HS256_SECRET.as_bytes()).expect("key"),
-        ))
-        .refresh_secret(REFRESH_SECRET)
-        .store(Arc::new(MemoryStore::new()))
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .token_cache(cache)
-        .build()
-        .expect("auth")
-}
-
-// ---- handlers ---------------------------------------------------------------
-
-async fn plain() -> &'static str {
-    BODY
-}
-
-async fn authkit_me(user: AuthUser) -> &'static str {
-    black_box(&user);
-    BODY
-}
+use common::{AUDIENCE, BODY, HS256_SECRET, ISSUER, authkit_me, hs256_auth, plain, token};
 
 async fn jwt_authorizer_me(claims: jwt_authorizer::JwtClaims<AccessClaims>) -> &'static str {
     black_box(&claims);
@@ -217,11 +175,9 @@ async fn call(app: &App, header: &(HeaderName, HeaderValue)) -> bytes::Bytes {
 }
 
 fn contestants(rt: &Runtime) -> (Vec<Contestant>, Auth, Auth) {
-    let cached = auth(CacheConfig::default());
-    let uncached = auth(CacheConfig::disabled());
-    let (token, _) = cached
-        .issue_access_token(&user(), "Zm9vYmFyYmF6cXV4cXV1eA")
-        .expect("token");
+    let cached = hs256_auth(CacheConfig::default());
+    let uncached = hs256_auth(CacheConfig::disabled());
+    let token = token(&cached);
     println!("token: {} bytes", token.len());
     let bearer = (
         AUTHORIZATION,

@@ -17,51 +17,29 @@
 //! Keys: HS256 from an ASCII secret; Ed25519 and P-256 from the PEM fixtures
 //! in `tests/keys/`.
 
+mod common;
+
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 
-use axum_authkit::keys::{KeySet, SigningKey};
-use axum_authkit::store::{MemoryStore, User};
+use axum_authkit::keys::SigningKey;
 use axum_authkit::time::now_secs;
-use axum_authkit::{AccessClaims, Auth};
+use axum_authkit::{AccessClaims, Auth, CacheConfig};
 use criterion::{Criterion, criterion_group, criterion_main};
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use sha2::Sha256;
 
-const ISSUER: &str = "https://auth.example.com";
-const AUDIENCE: &str = "https://api.example.com";
-const HS256_SECRET: &[u8] = b"benchmark secret: thirty-two bytes or more, ASCII";
-const REFRESH_SECRET: &[u8] = b"benchmark refresh secret, also 32 bytes or more";
+use common::{AUDIENCE, HS256_SECRET, ISSUER, auth_with, token};
+
 const ED25519_PEM: &[u8] = include_bytes!("../tests/keys/ed25519_private.pem");
 const P256_PEM: &[u8] = include_bytes!("../tests/keys/p256_private.pem");
 
-fn user() -> User {
-    User {
-        id: "0b5c7a1e-3f2d-4c8b-9a6e-1d2f3a4b5c6d".into(),
-        email: "alice.benchmark@example.com".into(),
-        name: "Alice".into(),
-        password_hash: String::new(),
-        email_verified: true,
-        disabled: false,
-        created_at: 0,
-    }
-}
-
 /// An `Auth` signing with `key`, and a token it minted.
 fn auth_and_token(key: SigningKey) -> (Auth, String) {
-    let auth: Auth = Auth::builder()
-        .keys(KeySet::new(key))
-        .refresh_secret(REFRESH_SECRET)
-        .store(Arc::new(MemoryStore::new()))
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .build()
-        .expect("auth");
-    let (token, _) = auth
-        .issue_access_token(&user(), "Zm9vYmFyYmF6cXV4cXV1eA")
-        .expect("token");
+    let auth = auth_with(key, CacheConfig::default());
+    let token = token(&auth);
     (auth, token)
 }
 
@@ -69,7 +47,7 @@ fn verification(c: &mut Criterion) {
     let algs = [
         (
             "hs256",
-            SigningKey::hs256("hs-bench", HS256_SECRET).expect("hs256"),
+            SigningKey::hs256("hs-bench", HS256_SECRET.as_bytes()).expect("hs256"),
         ),
         (
             "eddsa",
@@ -95,7 +73,10 @@ fn verification(c: &mut Criterion) {
     // required (HS256 from the secret, the others from the JWKS).
     for (name, auth, token) in &algs {
         let (key, alg) = match *name {
-            "hs256" => (DecodingKey::from_secret(HS256_SECRET), Algorithm::HS256),
+            "hs256" => (
+                DecodingKey::from_secret(HS256_SECRET.as_bytes()),
+                Algorithm::HS256,
+            ),
             _ => {
                 let jwks = auth.jwks();
                 let jwk = jwks.keys.first().expect("public key");
@@ -147,7 +128,8 @@ fn verification(c: &mut Criterion) {
     let (signing_input, _) = hs_token.rsplit_once('.').expect("three segments");
     g.bench_function("floor/hmac_sha256", |b| {
         b.iter(|| {
-            let mut mac = Hmac::<Sha256>::new_from_slice(HS256_SECRET).expect("any key length");
+            let mut mac =
+                Hmac::<Sha256>::new_from_slice(HS256_SECRET.as_bytes()).expect("any key length");
             mac.update(black_box(signing_input.as_bytes()));
             mac.finalize().into_bytes()
         })
