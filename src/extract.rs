@@ -9,6 +9,10 @@
 //! | `Option<AuthUser>` | `None` | `401` | passes |
 //! | `VerifiedUser` | `401` | `401` | `403 email_not_verified` |
 //!
+//! "Bad credentials" include a refresh cookie that the layer tried and found
+//! dead (revoked, expired, unknown): that request is refused once, and its
+//! response clears both cookies, so the next one is simply anonymous.
+//!
 //! Without the layer (or with a layer of another claims type) they fail with
 //! `500 auth_layer_missing` and a message saying so: never silently.
 //!

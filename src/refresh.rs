@@ -374,32 +374,4 @@ impl RefreshTokens {
         store.revoke_family(&family.id).await?;
         Ok(Some(family))
     }
-
-    /// The family of a token that is live right now (the current token, or
-    /// its predecessor inside the grace window), without rotating it.
-    pub async fn peek(
-        &self,
-        store: &dyn RefreshStore,
-        token: &str,
-        now: UnixMillis,
-    ) -> Result<Option<Family>, StoreError> {
-        let Some(raw) = Raw::parse(token) else {
-            return Ok(None);
-        };
-        let Some(family) = store.family(&raw.family_id()).await? else {
-            return Ok(None);
-        };
-        if family.revoked || now >= family.expires_at {
-            return Ok(None);
-        }
-        Ok(match self.position(&family, &raw) {
-            Position::Current => Some(family),
-            Position::Previous
-                if now.saturating_sub(family.rotated_at) <= ms(self.policy.reuse_grace) =>
-            {
-                Some(family)
-            }
-            _ => None,
-        })
-    }
 }
