@@ -3,13 +3,18 @@
 //! - Hashes are argon2id PHC strings with OWASP's parameters by default
 //!   (m = 19 MiB, t = 2, p = 1). A hash made with other parameters is
 //!   re-made on the next successful sign-in.
-//! - Hashing runs in `spawn_blocking` behind a semaphore sized to leave the
-//!   async runtime at least one core (one permit on a 2-core machine), so a
-//!   flood of sign-ins queues instead of exhausting memory or starving other
-//!   requests. Past a bounded queue, requests are turned away with `429` at
-//!   once. Each permit owns one reusable `m`-KiB argon2 work area, so memory
-//!   is `permits x m` however long the flood lasts (allocating 19 MiB per hash
-//!   instead lets the allocator's heaps grow to hundreds of MiB).
+//! - Hashing runs off the async workers, on a small pool of dedicated
+//!   threads sized to leave the runtime at least one core (one thread on a
+//!   2-core machine), fed by a bounded queue: a flood of sign-ins waits in
+//!   line, and past the queue's end it is turned away with `429` at once.
+//!   - The threads run at the lowest CPU priority, so hashing takes what
+//!     request handling leaves: during a sign-in flood, authenticated requests
+//!     keep their latency. (They are the crate's own threads rather than
+//!     tokio's shared `spawn_blocking` pool, whose priority is not ours to
+//!     change.)
+//!   - Each thread keeps one `m`-KiB argon2 work area for its life, so memory
+//!     is `threads x m` however long the flood lasts (allocating 19 MiB per
+//!     hash instead lets the allocator's heaps grow to hundreds of MiB).
 //! - Length is 12 to 128 characters by default, counted in Unicode scalar
 //!   values and checked *before* hashing; nothing is ever truncated. Any
 //!   Unicode is welcome (NUL and other control characters are not).
@@ -20,12 +25,12 @@
 
 use std::collections::HashSet;
 use std::io::Read;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{OnceCell, oneshot};
 
 use crate::error::AuthError;
 
@@ -44,10 +49,11 @@ pub struct PasswordPolicy {
     pub iterations: u32,
     /// Argon2id lanes (default 1).
     pub parallelism: u32,
-    /// Hashes computed at once (default: one less than the CPU count, at least 1).
+    /// Hashing threads, i.e. hashes computed at once (default: one less than
+    /// the CPU count, at least 1).
     pub max_concurrent_hashes: usize,
-    /// Requests allowed to wait for a hashing slot before new ones get `429`
-    /// (default 256).
+    /// Requests allowed to wait for a hashing thread before new ones get
+    /// `429` (default 256).
     pub max_queued_hashes: usize,
 }
 
@@ -92,48 +98,54 @@ pub(crate) struct Verdict {
     pub(crate) needs_rehash: bool,
 }
 
-/// Hashing and checking, bounded.
+/// A job for a hashing thread, given that thread's work area.
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+
+/// Hashing and checking, on a bounded pool of low-priority threads.
 pub(crate) struct Passwords {
     policy: PasswordPolicy,
     params: Params,
-    permits: Arc<Semaphore>,
-    queued: AtomicUsize,
+    jobs: SyncSender<Job>,
     dummy: OnceCell<String>,
-    /// Work areas of the policy's size, one per permit at most.
-    areas: Arc<Mutex<Vec<Vec<Block>>>>,
 }
 
-/// Runs argon2 in a work area from `areas` (or a fresh one for a stored hash
-/// with other parameters), returning the area afterwards.
+/// One hashing thread: lowest CPU priority, one work area, jobs until the
+/// `Passwords` is dropped.
+fn hashing_thread(jobs: Arc<Mutex<Receiver<Job>>>) {
+    if let Err(e) =
+        thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
+    {
+        tracing::debug!(error = ?e, "could not lower the hashing thread's priority");
+    }
+    let mut area = Vec::new();
+    loop {
+        let job = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        let Ok(job) = job else { return };
+        // A panicking job loses its answer (the caller gets a 500), not the thread.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut area)));
+    }
+}
+
+/// Runs argon2 in `area`, resized to the parameters' block count.
 fn compute(
     argon2: &Argon2<'_>,
-    areas: &Mutex<Vec<Vec<Block>>>,
-    standard_blocks: usize,
+    area: &mut Vec<Block>,
     password: &[u8],
     salt: Salt<'_>,
     output_len: usize,
 ) -> Option<Output> {
     let blocks = argon2.params().block_count();
-    let lock = || areas.lock().unwrap_or_else(|e| e.into_inner());
-    let mut area = if blocks == standard_blocks {
-        lock().pop()
-    } else {
-        None
+    if area.len() != blocks {
+        *area = vec![Block::default(); blocks];
     }
-    .unwrap_or_else(|| vec![Block::default(); blocks]);
     let mut salt_buf = [0u8; 64];
-    let out = salt.decode_b64(&mut salt_buf).ok().and_then(|salt| {
-        Output::init_with(output_len, |out| {
-            argon2
-                .hash_password_into_with_memory(password, salt, out, &mut area)
-                .map_err(|_| argon2::password_hash::Error::Crypto)
-        })
-        .ok()
-    });
-    if blocks == standard_blocks {
-        lock().push(area);
-    }
-    out
+    let salt = salt.decode_b64(&mut salt_buf).ok()?;
+    Output::init_with(output_len, |out| {
+        argon2
+            .hash_password_into_with_memory(password, salt, out, &mut *area)
+            .map_err(|_| argon2::password_hash::Error::Crypto)
+    })
+    .ok()
 }
 
 impl Passwords {
@@ -148,13 +160,20 @@ impl Passwords {
         if policy.min_chars == 0 || policy.min_chars > policy.max_chars {
             return Err("password policy: need 0 < min_chars <= max_chars".into());
         }
+        let (jobs, queue) = sync_channel::<Job>(policy.max_queued_hashes);
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..policy.max_concurrent_hashes.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("authkit-hash-{i}"))
+                .spawn(move || hashing_thread(queue))
+                .map_err(|e| format!("cannot start a hashing thread: {e}"))?;
+        }
         Ok(Passwords {
-            permits: Arc::new(Semaphore::new(policy.max_concurrent_hashes.max(1))),
-            queued: AtomicUsize::new(0),
             policy,
             params,
+            jobs,
             dummy: OnceCell::new(),
-            areas: Arc::new(Mutex::new(Vec::new())),
         })
     }
 
@@ -184,50 +203,41 @@ impl Passwords {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
 
-    /// Runs `f` on the blocking pool once a hashing slot is free.
+    /// Runs `f` on a hashing thread, in that thread's work area; `429` when
+    /// the queue is full.
     async fn bounded<T: Send + 'static>(
         &self,
-        f: impl FnOnce() -> T + Send + 'static,
+        f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, AuthError> {
-        let queued = self.queued.fetch_add(1, Ordering::AcqRel);
-        struct Dequeue<'a>(&'a AtomicUsize);
-        impl Drop for Dequeue<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::AcqRel);
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move |area| {
+            let _ = answer.send(f(area));
+        });
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                tracing::warn!("password hashing queue full; refusing");
+                return Err(AuthError::RateLimited {
+                    retry_after: std::time::Duration::from_secs(1),
+                });
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(AuthError::Internal("hashing threads gone"));
             }
         }
-        let dequeue = Dequeue(&self.queued);
-        if queued >= self.policy.max_queued_hashes + self.policy.max_concurrent_hashes {
-            tracing::warn!(queued, "password hashing queue full; refusing");
-            return Err(AuthError::RateLimited {
-                retry_after: std::time::Duration::from_secs(1),
-            });
-        }
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
+        answered
             .await
-            .map_err(|_| AuthError::Internal("hashing semaphore closed"))?;
-        drop(dequeue);
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            f()
-        })
-        .await
-        .map_err(|_| AuthError::Internal("hashing task failed"))
+            .map_err(|_| AuthError::Internal("hashing task failed"))
     }
 
     /// Hashes `password` (call [`Passwords::problems`] first).
     pub(crate) async fn hash(&self, password: String) -> Result<String, AuthError> {
         let argon2 = self.argon2();
-        let (areas, standard) = (self.areas.clone(), self.params.block_count());
-        self.bounded(move || {
+        self.bounded(move |area| {
             let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
             let output = compute(
                 &argon2,
-                &areas,
-                standard,
+                area,
                 password.as_bytes(),
                 salt.as_salt(),
                 Params::DEFAULT_OUTPUT_LEN,
@@ -272,8 +282,7 @@ impl Passwords {
             });
         }
         let params = self.params.clone();
-        let (areas, standard) = (self.areas.clone(), self.params.block_count());
-        self.bounded(move || {
+        self.bounded(move |area| {
             let refused = Verdict {
                 ok: false,
                 needs_rehash: false,
@@ -294,14 +303,7 @@ impl Passwords {
                 .and_then(|v| Version::try_from(v).ok())
                 .unwrap_or_default();
             let argon2 = Argon2::new(algorithm, version, stored.clone());
-            let computed = compute(
-                &argon2,
-                &areas,
-                standard,
-                password.as_bytes(),
-                salt,
-                expected.len(),
-            );
+            let computed = compute(&argon2, area, password.as_bytes(), salt, expected.len());
             // `Output` compares in constant time.
             let ok = known && computed.is_some_and(|c| c == expected);
             let current = algorithm == Algorithm::Argon2id
@@ -414,16 +416,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn work_areas_are_reused_not_reallocated() {
-        let p = Passwords::new(small()).unwrap();
-        for _ in 0..5 {
-            p.hash("correct horse battery staple".into()).await.unwrap();
+    async fn a_full_queue_answers_429_at_once() {
+        let p = Arc::new(
+            Passwords::new(PasswordPolicy {
+                max_concurrent_hashes: 1,
+                max_queued_hashes: 1,
+                memory_kib: 8 * 1024,
+                ..PasswordPolicy::default()
+            })
+            .unwrap(),
+        );
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let p = p.clone();
+                tokio::spawn(async move { p.hash("correct horse battery staple".into()).await })
+            })
+            .collect();
+        let mut refused = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => {}
+                Err(AuthError::RateLimited { .. }) => refused += 1,
+                Err(e) => panic!("{e}"),
+            }
         }
-        let areas = p.areas.lock().unwrap();
         assert!(
-            areas.len() <= p.policy.max_concurrent_hashes,
-            "{} areas",
-            areas.len()
+            refused > 0,
+            "some of 8 concurrent hashes must find the queue full"
         );
     }
 }
