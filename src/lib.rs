@@ -90,8 +90,9 @@
 //! - Refresh tokens are opaque 384-bit values stored only as SHA-256 hashes;
 //!   every use rotates them; a rotated-away token outside a 10 s grace window
 //!   revokes its whole sign-in.
-//! - Passwords: argon2id (OWASP parameters) on the blocking pool behind a
-//!   semaphore; unknown logins cost the same as wrong passwords; secrets and
+//! - Passwords: argon2id (OWASP parameters) off the async workers, on a
+//!   bounded pool of lowest-priority threads with a bounded queue; unknown
+//!   logins cost the same as wrong passwords; secrets and
 //!   codes are compared in constant time.
 //! - Cookies default to `HttpOnly; Secure; SameSite=Lax; Path=/`; the
 //!   `__Host-` prefix is supported.
