@@ -7,9 +7,10 @@
 //!   threads sized to leave the runtime at least one core (one thread on a
 //!   2-core machine), fed by a bounded queue: a flood of sign-ins waits in
 //!   line, and past the queue's end it is turned away with `429` at once.
-//!   - The threads run at the lowest CPU priority, so hashing takes what
-//!     request handling leaves: during a sign-in flood, authenticated requests
-//!     keep their latency. (They are the crate's own threads rather than
+//!   - The threads run at the lowest CPU priority (`SCHED_IDLE` on Linux,
+//!     which any request-handling thread preempts on wakeup; nice 19
+//!     elsewhere), so hashing takes what request handling leaves: during a
+//!     sign-in flood, authenticated requests keep their latency. (They are the crate's own threads rather than
 //!     tokio's shared `spawn_blocking` pool, whose priority is not ours to
 //!     change.)
 //!   - Each thread keeps one `m`-KiB argon2 work area for its life, so memory
@@ -112,9 +113,7 @@ pub(crate) struct Passwords {
 /// One hashing thread: lowest CPU priority, one work area, jobs until the
 /// `Passwords` is dropped.
 fn hashing_thread(jobs: Arc<Mutex<Receiver<Job>>>) {
-    if let Err(e) =
-        thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
-    {
+    if let Err(e) = lower_priority() {
         tracing::debug!(error = ?e, "could not lower the hashing thread's priority");
     }
     let mut area = Vec::new();
@@ -124,6 +123,24 @@ fn hashing_thread(jobs: Arc<Mutex<Receiver<Job>>>) {
         // A panicking job loses its answer (the caller gets a 500), not the thread.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut area)));
     }
+}
+
+/// Linux: `SCHED_IDLE`, which any waking request-handling thread preempts at
+/// once (a nice-19 thread can keep its CPU for a whole time slice, a few
+/// milliseconds of tail latency).
+#[cfg(target_os = "linux")]
+fn lower_priority() -> Result<(), thread_priority::Error> {
+    use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
+    thread_priority::set_thread_priority_and_policy(
+        thread_priority::thread_native_id(),
+        thread_priority::ThreadPriority::Min,
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+    )
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() -> Result<(), thread_priority::Error> {
+    thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
 }
 
 /// Runs argon2 in `area`, resized to the parameters' block count.
@@ -331,6 +348,26 @@ mod tests {
             memory_kib: 1024,
             ..PasswordPolicy::default()
         }
+    }
+
+    /// Field 41 of `/proc/thread-self/stat` is the scheduling policy.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn hashing_threads_run_under_sched_idle() {
+        const SCHED_IDLE: &str = "5";
+        let policy = std::thread::spawn(|| {
+            lower_priority().unwrap();
+            let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+            let after_comm = stat.rsplit_once(')').unwrap().1;
+            after_comm
+                .split_whitespace()
+                .nth(41 - 3)
+                .unwrap()
+                .to_owned()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(policy, SCHED_IDLE);
     }
 
     #[tokio::test]

@@ -207,17 +207,23 @@ where
             Ok(step) => step,
             Err(e) => return ResponseFuture::error(e.into_response()),
         };
-        let cross_site_check = !is_safe(req.method());
+        // Cookies (the access cookie, or the refresh cookie about to be used)
+        // are what a cross-site request could ride on.
+        let by_cookie = matches!(
+            step,
+            Step::Done {
+                by_cookie: true,
+                ..
+            } | Step::Refresh(_)
+        );
+        if by_cookie && !is_safe(req.method()) {
+            req = match self.auth.inner.csrf.check(req) {
+                Some(req) => req,
+                None => return ResponseFuture::error(AuthError::CsrfFailed.into_response()),
+            };
+        }
         match step {
-            Step::Done { state, by_cookie } => {
-                if by_cookie && cross_site_check {
-                    req = match self.auth.inner.csrf.check(req) {
-                        Some(req) => req,
-                        None => {
-                            return ResponseFuture::error(AuthError::CsrfFailed.into_response());
-                        }
-                    };
-                }
+            Step::Done { state, .. } => {
                 if self.required
                     && let Some(e) = rejection(&state)
                 {
@@ -227,14 +233,6 @@ where
                 ResponseFuture::inner(self.inner.call(req))
             }
             Step::Refresh(token) => {
-                if cross_site_check {
-                    req = match self.auth.inner.csrf.check(req) {
-                        Some(req) => req,
-                        None => {
-                            return ResponseFuture::error(AuthError::CsrfFailed.into_response());
-                        }
-                    };
-                }
                 // The clone takes the place of the service that was polled ready.
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
