@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load test of the example server over real HTTP (loopback), with wrk.
 #
-#   benches/load.sh            # builds the release example, then about 100 s of load
+#   benches/load.sh            # builds the release example, then about 90 s of load
 #   DURATION=4 ROUNDS=5        # (defaults) seconds per wrk run, alternating rounds; medians are printed
 #
 # Prints: protected vs unprotected throughput; the protected route's p99
