@@ -133,45 +133,24 @@ fn request07(header: &(HeaderName, HeaderValue)) -> Request<axum07::body::Body> 
 /// One request through a clone of the router: status checked, body read.
 async fn call(app: &App, header: &(HeaderName, HeaderValue)) -> bytes::Bytes {
     let (status, body) = match app {
-        App::Axum08(router) => {
-            let res = router
-                .clone()
-                .oneshot(request(header))
-                .await
-                .expect("infallible");
-            let status = res.status();
-            (
-                status,
-                res.into_body().collect().await.expect("body").to_bytes(),
-            )
-        }
-        App::Outer(service) => {
-            let res = service
-                .clone()
-                .oneshot(request(header))
-                .await
-                .expect("infallible");
-            let status = res.status();
-            (
-                status,
-                res.into_body().collect().await.expect("body").to_bytes(),
-            )
-        }
-        App::Axum07(router) => {
-            let res = router
-                .clone()
-                .oneshot(request07(header))
-                .await
-                .expect("infallible");
-            let status = res.status();
-            (
-                status,
-                res.into_body().collect().await.expect("body").to_bytes(),
-            )
-        }
+        App::Axum08(router) => send(router.clone(), request(header)).await,
+        App::Outer(service) => send(service.clone(), request(header)).await,
+        App::Axum07(router) => send(router.clone(), request07(header)).await,
     };
     assert_eq!(status, StatusCode::OK, "request refused: {body:?}");
     body
+}
+
+async fn send<S, ReqBody, ResBody>(service: S, req: Request<ReqBody>) -> (StatusCode, bytes::Bytes)
+where
+    S: tower::Service<Request<ReqBody>, Response = http::Response<ResBody>, Error = Infallible>,
+    ResBody: http_body::Body<Data = bytes::Bytes>,
+    ResBody::Error: std::fmt::Debug,
+{
+    let res = service.oneshot(req).await.expect("infallible");
+    let status = res.status();
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    (status, body)
 }
 
 fn contestants(rt: &Runtime) -> (Vec<Contestant>, Auth, Auth) {

@@ -31,6 +31,24 @@ fn cookie(jar: &Jar, server: &Server, name: &str) -> Option<String> {
         .find_map(|c| c.strip_prefix(&format!("{name}=")).map(str::to_owned))
 }
 
+/// Signs in (the client's jar takes the cookies), then reads the account.
+async fn signin_then_account(http: &reqwest::Client, server: &Server, email: &str) -> Value {
+    let res = http
+        .post(server.url("/api/v1/auth/signin/"))
+        .json(&json!({"login": email, "password": PASSWORD, "captcha": "test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = http
+        .get(server.url("/api/v1/account/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.unwrap()
+}
+
 #[tokio::test]
 async fn seed_flow_then_restart_on_the_same_database() {
     let dir = std::env::temp_dir().join(format!("authkit-e2e-{}", std::process::id()));
@@ -54,23 +72,8 @@ async fn seed_flow_then_restart_on_the_same_database() {
     assert_eq!(body["email_verified"], false);
     let id = body["id"].as_str().unwrap().to_owned();
 
-    // signin
-    let res = http
-        .post(server.url("/api/v1/auth/signin/"))
-        .json(&json!({"login": email, "password": PASSWORD, "captcha": "test"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::NO_CONTENT);
-
-    // account
-    let res = http
-        .get(server.url("/api/v1/account/"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let account: Value = res.json().await.unwrap();
+    // signin, then account
+    let account = signin_then_account(&http, &server, email).await;
     assert_eq!(
         account,
         json!({"id": id, "email": email, "name": "E2E User"})
@@ -140,19 +143,8 @@ async fn seed_flow_then_restart_on_the_same_database() {
     let server = Server::start(&[("DATABASE_URL", &db)]);
     let jar = Arc::new(Jar::default());
     let http = client(&jar);
-    let res = http
-        .post(server.url("/api/v1/auth/signin/"))
-        .json(&json!({"login": email, "password": PASSWORD, "captcha": "test"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    let res = http
-        .get(server.url("/api/v1/account/"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    let account = signin_then_account(&http, &server, email).await;
+    assert_eq!(account["id"], id.as_str());
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -57,6 +57,16 @@ impl Mailer for TestMailer {
     }
 }
 
+/// A mail provider that is down.
+struct DownMailer;
+
+#[async_trait]
+impl Mailer for DownMailer {
+    async fn send_verification_code(&self, _: &str, _: &str, _: &str) -> Result<(), MailError> {
+        Err(MailError("connection refused".into()))
+    }
+}
+
 /// A verifier with a fixed answer per token, for the route's mapping of
 /// verdicts (the real siteverify client is tested in tests/captcha.rs).
 struct FixedCaptcha;
@@ -171,6 +181,13 @@ impl Harness {
             req = req.header(header::COOKIE, c);
         }
         self.send(req.body(Body::from(body.to_string())).unwrap())
+            .await
+    }
+
+    /// `POST /custom-refresh/` with the refresh cookie that `reply` set.
+    async fn refresh_after(&self, reply: &Reply) -> Reply {
+        let cookie = reply.cookie("refresh_token").expect("a refresh cookie");
+        self.post("/custom-refresh/", json!({}), Some(&cookie))
             .await
     }
 
@@ -588,13 +605,7 @@ async fn disabled_users_cannot_sign_in_or_refresh() {
         StatusCode::UNAUTHORIZED,
         "invalid_credentials",
     );
-    let r = h
-        .post(
-            "/custom-refresh/",
-            json!({}),
-            Some(&s.cookie("refresh_token").unwrap()),
-        )
-        .await;
+    let r = h.refresh_after(&s).await;
     assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_refresh_token");
 }
 
@@ -722,6 +733,20 @@ async fn expired_codes_are_refused() {
 }
 
 #[tokio::test]
+async fn a_mail_failure_keeps_the_signup_but_fails_the_resend() {
+    let h = harness_with(|b| b.mailer(Arc::new(DownMailer)));
+    // The account exists and is signed in; only the mail is missing.
+    let s = h.signup("m@example.com").await;
+    let access = s.cookie("access_token").unwrap();
+    assert_eq!(h.account(&access).await.status, StatusCode::OK);
+    // Asking for the code again says it did not go out.
+    let r = h
+        .post("/resend-verification/", json!({}), Some(&access))
+        .await;
+    assert_error(&r, StatusCode::INTERNAL_SERVER_ERROR, "internal_error");
+}
+
+#[tokio::test]
 async fn resend_replaces_the_code_and_is_rate_limited() {
     let h = harness();
     let s = h.signup("re@example.com").await;
@@ -832,13 +857,7 @@ async fn logout_always_204_and_revokes_the_family() {
             .unwrap();
         assert!(c.contains("Max-Age=0") && c.contains("Path=/"), "{c}");
     }
-    let refresh = h
-        .post(
-            "/custom-refresh/",
-            json!({}),
-            Some(&s.cookie("refresh_token").unwrap()),
-        )
-        .await;
+    let refresh = h.refresh_after(&s).await;
     assert_error(&refresh, StatusCode::UNAUTHORIZED, "invalid_refresh_token");
     // This process refuses the sign-in's access token at once.
     assert_eq!(
@@ -900,13 +919,7 @@ async fn logout_all_revokes_every_sign_in() {
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     for s in [&first, &second] {
-        let refresh = h
-            .post(
-                "/custom-refresh/",
-                json!({}),
-                Some(&s.cookie("refresh_token").unwrap()),
-            )
-            .await;
+        let refresh = h.refresh_after(s).await;
         assert_error(&refresh, StatusCode::UNAUTHORIZED, "invalid_refresh_token");
     }
 }

@@ -7,13 +7,13 @@ use http::request::Parts;
 use serde_json::json;
 
 use super::body::{JsonObject, has_forbidden_chars};
+use super::verify_email::send_new_code;
 use super::{ip_key, with_cookies};
 use crate::auth::Auth;
 use crate::captcha::CaptchaError;
 use crate::claims::ExtraClaims;
 use crate::error::AuthError;
 use crate::store::{NewUser, StoreError};
-use crate::time::now_millis;
 
 /// Longest e-mail address (RFC 5321 path limit).
 const MAX_EMAIL: usize = 254;
@@ -83,19 +83,9 @@ pub(super) async fn signup<E: ExtraClaims>(
     };
     tracing::info!(user = %user.id, "signed up");
 
-    let (code, record) = auth.inner.codes.generate(&user.id, now_millis());
-    auth.users()
-        .set_verification_code(&user.id, &record)
-        .await?;
-    if let Err(e) = auth
-        .inner
-        .mailer
-        .send_verification_code(&user.email, &user.name, &code)
-        .await
-    {
-        // The account exists; the user can ask for another code.
-        tracing::warn!(user = %user.id, error = %e, "verification mail not sent");
-    }
+    // A mail that did not go out fails nothing: the account exists, and the
+    // user can ask for another code.
+    send_new_code(&auth, &user).await?;
 
     let session = auth.sign_in(&user).await?;
     let body = json!({

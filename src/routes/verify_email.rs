@@ -119,20 +119,32 @@ pub(super) async fn resend<E: ExtraClaims>(
         auth.config().limits().resends_per_user,
     )
     .await?;
-    let (code, record) = auth.inner.codes.generate(&user.id, now_millis());
-    auth.users()
-        .set_verification_code(&user.id, &record)
-        .await?;
-    if let Err(e) = auth
-        .inner
-        .mailer
-        .send_verification_code(&user.email, &user.name, &code)
-        .await
-    {
-        tracing::warn!(user = %user.id, error = %e, "verification mail not sent");
+    if !send_new_code(&auth, &user).await? {
         return Err(AuthError::Internal(
             "the verification mail could not be sent",
         ));
     }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Replaces `user`'s verification code with a fresh one and mails it.
+/// Returns whether the mail went out (a failure is logged; the stored code
+/// stands either way).
+pub(super) async fn send_new_code<E: ExtraClaims>(
+    auth: &Auth<E>,
+    user: &User,
+) -> Result<bool, AuthError> {
+    let (code, record) = auth.inner.codes.generate(&user.id, now_millis());
+    auth.users()
+        .set_verification_code(&user.id, &record)
+        .await?;
+    let sent = auth
+        .inner
+        .mailer
+        .send_verification_code(&user.email, &user.name, &code)
+        .await;
+    if let Err(e) = &sent {
+        tracing::warn!(user = %user.id, error = %e, "verification mail not sent");
+    }
+    Ok(sent.is_ok())
 }
