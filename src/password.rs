@@ -10,9 +10,9 @@
 //!   - The threads run at the lowest CPU priority (`SCHED_IDLE` on Linux,
 //!     which any request-handling thread preempts on wakeup; nice 19
 //!     elsewhere), so hashing takes what request handling leaves: during a
-//!     sign-in flood, authenticated requests keep their latency. (They are the crate's own threads rather than
-//!     tokio's shared `spawn_blocking` pool, whose priority is not ours to
-//!     change.)
+//!     sign-in flood, authenticated requests keep their latency. (They are
+//!     the crate's own threads rather than tokio's shared `spawn_blocking`
+//!     pool, whose priority is not ours to change.)
 //!   - Each thread keeps one `m`-KiB argon2 work area for its life, so memory
 //!     is `threads x m` however long the flood lasts (allocating 19 MiB per
 //!     hash instead lets the allocator's heaps grow to hundreds of MiB).
