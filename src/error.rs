@@ -73,6 +73,10 @@ pub enum AuthError {
     /// The captcha provider could not be asked. `503 captcha_unavailable`.
     #[error("The captcha service is unavailable; try again later.")]
     CaptchaUnavailable,
+    /// The mailer could not send a verification code on request (resend).
+    /// `503 mail_unavailable`.
+    #[error("The verification mail could not be sent; try again later.")]
+    MailUnavailable,
     /// Sign-up with an address that already has an account. `409 email_taken`.
     #[error("An account with this e-mail address already exists.")]
     EmailTaken,
@@ -124,7 +128,9 @@ impl AuthError {
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             EmailTaken => StatusCode::CONFLICT,
             RateLimited { .. } | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
-            CaptchaUnavailable | StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CaptchaUnavailable | MailUnavailable | StoreUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             LayerMissing(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -145,6 +151,7 @@ impl AuthError {
             PayloadTooLarge => "payload_too_large",
             CaptchaFailed => "captcha_failed",
             CaptchaUnavailable => "captcha_unavailable",
+            MailUnavailable => "mail_unavailable",
             EmailTaken => "email_taken",
             RateLimited { .. } => "rate_limited",
             InvalidCode => "invalid_code",

@@ -714,7 +714,7 @@ async fn a_mail_failure_keeps_the_signup_but_fails_the_resend() {
     let r = h
         .post("/resend-verification/", json!({}), Some(&access))
         .await;
-    assert_error(&r, StatusCode::INTERNAL_SERVER_ERROR, "internal_error");
+    assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "mail_unavailable");
 }
 
 #[tokio::test]

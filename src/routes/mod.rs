@@ -10,6 +10,10 @@
 //! | `POST /custom-logout/` | | `204`, both cookies cleared, the sign-in revoked |
 //! | `POST /logout-all/` | Bearer or cookie | `204`, every sign-in of the user revoked |
 //!
+//! A mailer that fails does not fail a sign-up (the account exists, the
+//! code is stored, the failure is logged, and the user can ask again); on
+//! `resend-verification` it answers `503 mail_unavailable`.
+//!
 //! Each path answers with and without its trailing slash. Mount it under any
 //! prefix with [`Router::nest`]:
 //!

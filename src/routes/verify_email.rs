@@ -120,9 +120,7 @@ pub(super) async fn resend<E: ExtraClaims>(
     )
     .await?;
     if !send_new_code(&auth, &user).await? {
-        return Err(AuthError::Internal(
-            "the verification mail could not be sent",
-        ));
+        return Err(AuthError::MailUnavailable);
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
