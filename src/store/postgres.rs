@@ -9,7 +9,7 @@
 //! hash.
 
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -18,6 +18,7 @@ use super::{
     Family, NewUser, RefreshStore, Rotation, SecretHash, StoreError, UnixMillis, User, UserStore,
     VerificationCode, email_key,
 };
+use crate::time::now_millis;
 
 /// How long a call waits for a pooled connection (default of [`PostgresStore::connect`]).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -246,12 +247,6 @@ fn to_hash(bytes: Vec<u8>) -> Result<SecretHash, StoreError> {
 fn to_attempts(attempts: i64) -> Result<u32, StoreError> {
     u32::try_from(attempts)
         .map_err(|_| StoreError::unavailable(format!("corrupt attempt count: {attempts}")))
-}
-
-fn now_millis() -> UnixMillis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// A unique violation becomes [`StoreError::Conflict`], anything else
