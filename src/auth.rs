@@ -1,52 +1,122 @@
-//! [`Auth`]: the shared handle that the layer, the extractors and the router
-//! all work through.
+//! [`Auth`]: the one API of the crate. The layer, the extractors and the
+//! router work through it, and an app calls the same methods from its own
+//! code (a GraphQL resolver, a CLI, a test) and gets the same behaviour:
+//! limits, captcha, equal-cost failures, revocation.
 //!
-//! It is cheap to clone (one `Arc`). Besides building layers and the router,
-//! it offers the operations an app may want to call itself: verify a token,
-//! sign a user in, refresh, revoke.
+//! | flow | method | file |
+//! |---|---|---|
+//! | sign up, sign in, delete, disable, purge | [`Auth::sign_up`], [`Auth::sign_in`], [`Auth::delete_account`], [`Auth::set_disabled`], [`Auth::purge_unverified`] | `auth/accounts.rs` |
+//! | sessions: start, refresh, sign out, list, revoke | [`Auth::start_session`], [`Auth::refresh`], [`Auth::sign_out`], [`Auth::sign_out_everywhere`], [`Auth::sessions`], [`Auth::revoke_session`] | `auth/sessions.rs` |
+//! | e-mail: verify, resend, change | [`Auth::verify_email`], [`Auth::resend_verification`], [`Auth::request_email_change`], [`Auth::confirm_email_change`] | `auth/email.rs` |
+//! | password: reset, change | [`Auth::request_password_reset`], [`Auth::reset_password`], [`Auth::change_password`] | `auth/password.rs` |
+//!
+//! `Auth` is cheap to clone (one `Arc`).
 
+mod accounts;
+mod email;
+mod password;
+mod sessions;
+
+use std::any::{Any, TypeId};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderValue;
 
-use crate::cache::TokenCache;
-use crate::captcha::CaptchaVerifier;
-use crate::claims::{AccessClaims, Audience, ExtraClaims};
-use crate::config::{AuthBuilder, AuthConfig};
-use crate::csrf::CsrfGuard;
+pub use self::accounts::{Removal, UserRemoved};
+pub use self::email::EmailConfirmed;
+pub use self::sessions::SessionInfo;
+use crate::captcha::{CaptchaError, CaptchaVerifier};
+use crate::client::Client;
+use crate::codes::Codes;
+use crate::cross_site::CrossSite;
 use crate::error::AuthError;
-use crate::layer::AuthLayer;
-use crate::mail::Mailer;
+use crate::keys::KeySet;
+use crate::limits::{Decision, Limit, RateLimiter};
+use crate::mail::{Mailer, Templates};
 use crate::password::Passwords;
-use crate::rate_limit::RateLimiter;
-use crate::refresh::{RefreshError, RefreshTokens};
-use crate::store::{Family, RefreshStore, User, UserStore};
+use crate::session::refresh::RefreshTokens;
+use crate::session::revocations::Revocations;
+use crate::settings::Settings;
+use crate::store::{Session, SessionStore, StoreError, User, UserStore};
 use crate::time::{now_millis, now_secs};
-use crate::verification::Codes;
-use crate::verify::{TokenError, Verifier};
+use crate::token::cache::TokenCache;
+use crate::token::claims::{AccessClaims, Audience, ExtraClaims};
+use crate::token::{TokenError, Verifier};
 
-pub(crate) type ClaimsFn<E> = Arc<dyn Fn(&User) -> E + Send + Sync>;
+/// A boxed future, as the hooks return.
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-pub(crate) struct AuthInner<E> {
-    pub(crate) config: AuthConfig,
-    pub(crate) verifier: Verifier,
-    pub(crate) cache: TokenCache<E>,
-    pub(crate) refresh: RefreshTokens,
-    pub(crate) codes: Codes,
-    pub(crate) families: Arc<dyn RefreshStore>,
+/// Computes the app's claims of a user when a token is minted.
+pub(crate) type ClaimsHook<E> = Arc<dyn Fn(User) -> BoxFuture<Result<E, StoreError>> + Send + Sync>;
+
+/// Hears that a user was removed.
+pub(crate) type RemovedHook = Arc<dyn Fn(UserRemoved) -> BoxFuture<()> + Send + Sync>;
+
+/// Everything an [`Auth`] is made of; filled by the builder.
+pub(crate) struct Parts<E> {
+    pub(crate) settings: Settings,
+    pub(crate) keys: KeySet,
+    pub(crate) refresh_secret: Vec<u8>,
     pub(crate) users: Arc<dyn UserStore>,
-    pub(crate) csrf: CsrfGuard,
-    pub(crate) passwords: Passwords,
+    pub(crate) sessions: Arc<dyn SessionStore>,
     pub(crate) limiter: Arc<dyn RateLimiter>,
     pub(crate) captcha: Arc<dyn CaptchaVerifier>,
     pub(crate) mailer: Arc<dyn Mailer>,
-    pub(crate) extra: ClaimsFn<E>,
+    pub(crate) templates: Templates,
+    pub(crate) claims: ClaimsHook<E>,
+    pub(crate) on_removed: Option<RemovedHook>,
 }
 
-/// Authentication for one app: keys, stores, settings. See the crate docs.
+struct Inner<E> {
+    settings: Settings,
+    verifier: Verifier,
+    cache: TokenCache<E>,
+    revocations: Revocations,
+    refresh: RefreshTokens,
+    codes: Codes,
+    users: Arc<dyn UserStore>,
+    sessions: Arc<dyn SessionStore>,
+    cross_site: CrossSite,
+    passwords: Passwords,
+    limiter: Arc<dyn RateLimiter>,
+    captcha: Arc<dyn CaptchaVerifier>,
+    mailer: Arc<dyn Mailer>,
+    templates: Templates,
+    claims: ClaimsHook<E>,
+    on_removed: Option<RemovedHook>,
+}
+
+/// Authentication for one app: keys, stores, settings, and every flow.
+///
+/// Build one with [`Auth::builder`]; mount [`Auth::router`] and
+/// [`Auth::layer`]; call the flows directly where HTTP is not involved:
+///
+/// ```
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use axum_authkit::{Auth, Client, store::MemoryStore};
+///
+/// let auth: Auth = Auth::builder()
+///     .secret(b"a long random secret, at least 32 bytes")
+///     .store(Arc::new(MemoryStore::new()))
+///     .build()?;
+///
+/// let client = Client::trusted(); // the app's own code: no captcha, no per-address limits
+/// let signed_up = auth
+///     .sign_up(&client, "ada@example.com", "correct horse battery staple", "Ada")
+///     .await?;
+/// let tokens = auth
+///     .sign_in(&client, "ada@example.com", "correct horse battery staple")
+///     .await?;
+/// assert_eq!(tokens.access.claims.sub, signed_up.user.id);
+/// assert!(auth.verify(&tokens.access.token).is_ok());
+/// # Ok(()) }
+/// ```
 pub struct Auth<E = ()> {
-    pub(crate) inner: Arc<AuthInner<E>>,
+    inner: Arc<Inner<E>>,
 }
 
 impl<E> Clone for Auth<E> {
@@ -60,52 +130,95 @@ impl<E> Clone for Auth<E> {
 impl<E> std::fmt::Debug for Auth<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Auth")
-            .field("issuer", &self.inner.config.issuer)
+            .field("issuer", &self.inner.settings.issuer)
             .field("kid", &self.inner.verifier.keys().active_kid())
             .finish_non_exhaustive()
     }
 }
 
-/// A signed-in client's pair of tokens.
+/// An access token and its claims.
 #[derive(Clone, Debug)]
-pub struct Session<E = ()> {
-    /// The access JWT (`access_token` cookie or Bearer).
-    pub access_token: String,
-    /// Its claims.
+pub struct AccessToken<E = ()> {
+    /// The JWT (the `access_token` cookie, or a Bearer credential).
+    pub token: String,
+    /// What it says.
     pub claims: Arc<AccessClaims<E>>,
-    /// The opaque refresh token (`refresh_token` cookie).
-    pub refresh_token: String,
-    /// The sign-in it belongs to.
-    pub family: Family,
 }
 
-impl Auth<()> {
-    /// A builder with default settings and no app claims.
-    pub fn builder() -> AuthBuilder<()> {
-        AuthBuilder::default()
+/// What a client holds for one session: an access token and the refresh
+/// token that renews it.
+#[derive(Clone)]
+pub struct Tokens<E = ()> {
+    /// The access token.
+    pub access: AccessToken<E>,
+    /// The opaque refresh token (the `refresh_token` cookie).
+    pub refresh_token: String,
+    /// The session, as stored.
+    pub session: Session,
+}
+
+impl<E> std::fmt::Debug for Tokens<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("session", &self.session.id)
+            .finish_non_exhaustive()
     }
+}
+
+/// The outcome of [`Auth::sign_up`]: the new user, signed in.
+#[derive(Clone, Debug)]
+pub struct SignedUp<E = ()> {
+    /// The account as stored.
+    pub user: User,
+    /// Its first session.
+    pub tokens: Tokens<E>,
 }
 
 impl<E: ExtraClaims> Auth<E> {
-    /// A builder for an `Auth` whose tokens carry the app's claims `E`.
-    pub fn builder_with_claims() -> AuthBuilder<E> {
-        AuthBuilder::default()
-    }
-
-    pub(crate) fn from_inner(inner: AuthInner<E>) -> Self {
-        Auth {
-            inner: Arc::new(inner),
-        }
+    pub(crate) fn from_parts(parts: Parts<E>) -> Result<Self, crate::error::ConfigError> {
+        let Parts {
+            settings,
+            keys,
+            refresh_secret,
+            users,
+            sessions,
+            limiter,
+            captcha,
+            mailer,
+            templates,
+            claims,
+            on_removed,
+        } = parts;
+        let verifier = Verifier::new(Arc::new(keys), &settings.issuer, &settings.audience)
+            .with_leeway(settings.leeway.as_secs())
+            .with_max_len(settings.max_token_bytes);
+        let passwords = Passwords::new(settings.password.clone())
+            .map_err(|e| crate::error::ConfigError::Invalid(e.to_string()))?;
+        Ok(Auth {
+            inner: Arc::new(Inner {
+                cache: TokenCache::new(settings.cache),
+                revocations: Revocations::default(),
+                refresh: RefreshTokens::new(&refresh_secret, settings.session),
+                codes: Codes::new(&crate::keys::code_key(&refresh_secret), settings.codes),
+                cross_site: CrossSite::new(&settings.allowed_origins)?,
+                settings,
+                verifier,
+                users,
+                sessions,
+                passwords,
+                limiter,
+                captcha,
+                mailer,
+                templates,
+                claims,
+                on_removed,
+            }),
+        })
     }
 
     /// The settings.
-    pub fn config(&self) -> &AuthConfig {
-        &self.inner.config
-    }
-
-    /// The token verifier (keys, issuer, audience).
-    pub fn verifier(&self) -> &Verifier {
-        &self.inner.verifier
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
     }
 
     /// The user store.
@@ -113,24 +226,14 @@ impl<E: ExtraClaims> Auth<E> {
         &*self.inner.users
     }
 
-    /// The refresh-family store.
-    pub fn families(&self) -> &dyn RefreshStore {
-        &*self.inner.families
-    }
-
-    /// The layer, in optional mode: requests pass, the extractors decide.
-    /// Call [`AuthLayer::required`] to answer `401` in the layer instead.
-    pub fn layer(&self) -> AuthLayer<E> {
-        AuthLayer::new(self.clone())
-    }
-
-    /// Verifies an access token (through the cache), as the layer does.
+    /// Verifies an access token as the layer does: through the verified-token
+    /// cache, against the deny list of ended sessions.
     pub fn verify(&self, token: &str) -> Result<Arc<AccessClaims<E>>, TokenError> {
         self.verify_at(token.as_bytes(), now_secs())
     }
 
-    #[inline]
     /// Takes bytes: a cache hit needs no UTF-8 check, the bytes are the key.
+    #[inline]
     pub(crate) fn verify_at(
         &self,
         token: &[u8],
@@ -145,20 +248,23 @@ impl<E: ExtraClaims> Auth<E> {
         }
         let token = std::str::from_utf8(token).map_err(|_| TokenError::Malformed)?;
         let claims = Arc::new(inner.verifier.verify::<E>(token, now)?);
-        if !inner.cache.insert(token, claims.clone()) {
+        // Insert first, then check: `end_sessions` writes the deny list before
+        // it purges the cache, so a racing revocation never leaves this
+        // token cached.
+        inner.cache.insert(token, claims.clone());
+        if inner.revocations.contains(&claims.sid) {
+            inner.cache.remove(token.as_bytes());
             return Err(TokenError::Revoked);
         }
         Ok(claims)
     }
 
-    /// Mints an access token for `user` in sign-in `sid`.
-    pub fn issue_access_token(
-        &self,
-        user: &User,
-        sid: &str,
-    ) -> Result<(String, Arc<AccessClaims<E>>), AuthError> {
+    /// Mints an access token for `user` in session `sid`, with the app's
+    /// claims from the hook.
+    pub async fn access_token(&self, user: &User, sid: &str) -> Result<AccessToken<E>, AuthError> {
+        let extra = (self.inner.claims)(user.clone()).await?;
         let now = now_secs();
-        let ttl = i64::try_from(self.inner.config.access_ttl.as_secs()).unwrap_or(i64::MAX / 4);
+        let ttl = i64::try_from(self.inner.settings.access_ttl.as_secs()).unwrap_or(i64::MAX / 4);
         let claims = AccessClaims {
             sub: user.id.clone(),
             email: user.email.clone(),
@@ -170,152 +276,69 @@ impl<E: ExtraClaims> Auth<E> {
             nbf: None,
             iss: self.inner.verifier.issuer().to_owned(),
             aud: Audience::One(self.inner.verifier.audience().to_owned()),
-            extra: (self.inner.extra)(user),
+            extra,
         };
         let token = self
             .inner
             .verifier
             .sign(&claims)
             .map_err(|_| AuthError::Internal("token signing failed"))?;
-        Ok((token, Arc::new(claims)))
-    }
-
-    /// Signs `user` in: starts a refresh family and mints an access token.
-    pub async fn sign_in(&self, user: &User) -> Result<Session<E>, AuthError> {
-        let issued = self
-            .inner
-            .refresh
-            .start(&*self.inner.families, &user.id, now_millis())
-            .await?;
-        let (access_token, claims) = self.issue_access_token(user, &issued.family.id)?;
-        tracing::info!(user = %user.id, sid = %issued.family.id, "signed in");
-        Ok(Session {
-            access_token,
-            claims,
-            refresh_token: issued.token,
-            family: issued.family,
+        Ok(AccessToken {
+            token,
+            claims: Arc::new(claims),
         })
-    }
-
-    /// Rotates a refresh token and mints a fresh access token. The owner is
-    /// checked first: a token whose user is gone or disabled is refused (and
-    /// its family revoked), and a failed check rotates nothing.
-    pub async fn refresh(&self, refresh_token: &str) -> Result<Session<E>, AuthError> {
-        let inner = &*self.inner;
-        let presented = inner
-            .refresh
-            .present(&*inner.families, refresh_token)
-            .await
-            .map_err(|e| self.refresh_error(e))?;
-        let family = presented.family();
-        let user = match inner.users.user_by_id(&family.user_id).await? {
-            Some(user) if !user.disabled => user,
-            _ => {
-                if inner.families.revoke_family(&family.id).await? {
-                    self.forget_sessions(std::slice::from_ref(&family.id));
-                }
-                return Err(AuthError::InvalidRefreshToken);
-            }
-        };
-        let issued = inner
-            .refresh
-            .rotate_presented(&*inner.families, presented, now_millis())
-            .await
-            .map_err(|e| self.refresh_error(e))?;
-        let (access_token, claims) = self.issue_access_token(&user, &issued.family.id)?;
-        Ok(Session {
-            access_token,
-            claims,
-            refresh_token: issued.token,
-            family: issued.family,
-        })
-    }
-
-    fn refresh_error(&self, err: RefreshError) -> AuthError {
-        match err {
-            RefreshError::Reused { family_id, .. } => {
-                self.forget_sessions(&[family_id]);
-                AuthError::InvalidRefreshToken
-            }
-            RefreshError::Store(e) => e.into(),
-            _ => AuthError::InvalidRefreshToken,
-        }
-    }
-
-    /// Ends the sign-in of `refresh_token`, if it is genuine. Returns the
-    /// revoked family.
-    pub async fn revoke(&self, refresh_token: &str) -> Result<Option<Family>, AuthError> {
-        let family = self
-            .inner
-            .refresh
-            .revoke(&*self.inner.families, refresh_token)
-            .await?;
-        if let Some(family) = &family {
-            self.forget_sessions(std::slice::from_ref(&family.id));
-            tracing::info!(user = %family.user_id, sid = %family.id, "signed out");
-        }
-        Ok(family)
-    }
-
-    /// Ends the sign-in (refresh family) `sid`, for example when its access
-    /// token asks to log out.
-    pub async fn revoke_session(&self, sid: &str) -> Result<bool, AuthError> {
-        let revoked = self.inner.families.revoke_family(sid).await?;
-        self.forget_sessions(&[sid.to_owned()]);
-        Ok(revoked)
-    }
-
-    /// Ends every sign-in of `user_id`. Returns how many there were.
-    pub async fn revoke_user(&self, user_id: &str) -> Result<usize, AuthError> {
-        let ids = self.inner.families.revoke_user_families(user_id).await?;
-        self.forget_sessions(&ids);
-        tracing::info!(user = %user_id, sessions = ids.len(), "signed out everywhere");
-        Ok(ids.len())
-    }
-
-    /// Makes this process refuse the access tokens of these sign-ins now.
-    fn forget_sessions(&self, sids: &[String]) {
-        let now = now_secs();
-        let until = now
-            .saturating_add(i64::try_from(self.inner.config.access_ttl.as_secs()).unwrap_or(0))
-            .saturating_add(self.inner.verifier.leeway());
-        for sid in sids {
-            self.inner.cache.revoke(sid, until, now);
-        }
     }
 
     /// `Set-Cookie` values that store a session's two tokens.
-    pub fn session_cookies(&self, session: &Session<E>) -> [HeaderValue; 2] {
-        let config = &self.inner.config;
-        let refresh_left = session
-            .family
+    pub fn session_cookies(&self, tokens: &Tokens<E>) -> [HeaderValue; 2] {
+        let settings = &self.inner.settings;
+        let refresh_left = tokens
+            .session
             .expires_at
             .saturating_sub(now_millis())
             .max(0);
         [
-            config
-                .access_cookie
-                .set(&session.access_token, config.access_ttl),
-            config.refresh_cookie.set(
-                &session.refresh_token,
+            self.access_cookie(&tokens.access),
+            settings.refresh_cookie.set(
+                &tokens.refresh_token,
                 Duration::from_millis(u64::try_from(refresh_left).unwrap_or(0)),
             ),
         ]
     }
 
-    /// `Set-Cookie` values that clear both cookies.
-    pub fn clear_cookies(&self) -> [HeaderValue; 2] {
-        let config = &self.inner.config;
-        [config.access_cookie.clear(), config.refresh_cookie.clear()]
+    /// `Set-Cookie` value that stores an access token.
+    pub fn access_cookie(&self, access: &AccessToken<E>) -> HeaderValue {
+        let settings = &self.inner.settings;
+        settings
+            .access_cookie
+            .set(&access.token, settings.access_ttl)
     }
 
-    /// Deletes expired refresh families and stale cache entries. The router
-    /// does not call it; run it periodically (see [`Auth::spawn_purger`]).
+    /// `Set-Cookie` values that clear both cookies.
+    pub fn clear_cookies(&self) -> [HeaderValue; 2] {
+        let settings = &self.inner.settings;
+        [
+            settings.access_cookie.clear(),
+            settings.refresh_cookie.clear(),
+        ]
+    }
+
+    /// The public verification keys as a JWKS document; HMAC secrets are
+    /// never included.
+    pub fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
+        self.inner.verifier.keys().jwks()
+    }
+
+    /// Deletes expired sessions, stale cache and deny-list entries, and
+    /// unverified accounts past their time ([`Auth::purge_unverified`]).
+    /// Run it periodically ([`Auth::spawn_purger`]).
     pub async fn purge_expired(&self) -> Result<u64, AuthError> {
-        self.inner
-            .cache
-            .purge(now_secs(), self.inner.verifier.leeway());
-        Ok(self.inner.families.purge_expired(now_millis()).await?)
+        let now = now_secs();
+        self.inner.cache.purge(now, self.inner.verifier.leeway());
+        self.inner.revocations.purge(now);
+        let sessions = self.inner.sessions.purge_expired(now_millis()).await?;
+        let users = self.purge_unverified().await?;
+        Ok(sessions.saturating_add(users as u64))
     }
 
     /// Runs [`Auth::purge_expired`] every `period` on the current runtime.
@@ -326,21 +349,85 @@ impl<E: ExtraClaims> Auth<E> {
             loop {
                 tick.tick().await;
                 match auth.purge_expired().await {
-                    Ok(n) if n > 0 => tracing::debug!(purged = n, "expired sign-ins purged"),
+                    Ok(n) if n > 0 => tracing::debug!(purged = n, "expired records purged"),
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "purging expired sign-ins failed"),
+                    Err(e) => tracing::warn!(error = %e, "purging expired records failed"),
                 }
             }
         })
     }
 
-    /// Number of tokens in the verified-token cache.
+    /// Number of tokens in the verified-token cache (feature `testing`).
+    #[cfg(feature = "testing")]
     pub fn cached_tokens(&self) -> usize {
         self.inner.cache.len()
     }
 
-    /// The public keys as a JWKS document.
-    pub fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
-        self.inner.verifier.keys().jwks()
+    // Shared steps of the flows.
+
+    pub(crate) fn cross_site(&self) -> &CrossSite {
+        &self.inner.cross_site
     }
+
+    /// Asks the captcha verifier (skipped for trusted clients); fails closed.
+    async fn check_captcha(&self, client: &Client) -> Result<(), AuthError> {
+        if client.is_trusted() {
+            return Ok(());
+        }
+        match self
+            .inner
+            .captcha
+            .verify(client.captcha(), client.ip())
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(CaptchaError::Unavailable(_)) => Err(AuthError::CaptchaUnavailable),
+            Err(_) => Err(AuthError::CaptchaFailed),
+        }
+    }
+
+    /// Reserves one event under each `(key, limit)`, atomically per key; on
+    /// the first refusal gives back what it took and answers `429`.
+    async fn reserve(&self, keys: &[(String, Limit)]) -> Result<(), AuthError> {
+        for (i, (key, limit)) in keys.iter().enumerate() {
+            match self.inner.limiter.reserve(key, *limit).await {
+                Ok(Decision::Allowed { .. }) => {}
+                refused => {
+                    self.release(&keys[..i]).await;
+                    return match refused {
+                        Ok(Decision::Limited { retry_after }) => {
+                            tracing::info!(key = ?key, "rate limited");
+                            Err(AuthError::RateLimited { retry_after })
+                        }
+                        Err(e) => Err(e.into()),
+                        Ok(Decision::Allowed { .. }) => Ok(()),
+                    };
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives reserved events back (after a success, or a failure that was
+    /// not the client's); a store error only costs the client a slot.
+    async fn release(&self, keys: &[(String, Limit)]) {
+        for (key, _) in keys {
+            if let Err(e) = self.inner.limiter.release(key).await {
+                tracing::warn!(key = ?key, error = %e, "rate-limit release failed");
+            }
+        }
+    }
+
+    async fn user(&self, id: &str) -> Result<User, AuthError> {
+        match self.inner.users.user_by_id(id).await? {
+            Some(u) if !u.disabled => Ok(u),
+            _ => Err(AuthError::MissingCredentials),
+        }
+    }
+}
+
+/// The claims type an [`Auth`] was built for, so an extractor of another type
+/// can name the mismatch.
+pub(crate) fn claims_type<E: Any>() -> (TypeId, &'static str) {
+    (TypeId::of::<E>(), std::any::type_name::<E>())
 }

@@ -15,11 +15,44 @@ use axum_core::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 
+use crate::keys::KeyError;
 use crate::store::StoreError;
-use crate::verify::TokenError;
+use crate::token::TokenError;
+
+/// Why an [`Auth`](crate::Auth) could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Neither [`AuthBuilder::secret`](crate::AuthBuilder::secret) nor [`AuthBuilder::keys`](crate::AuthBuilder::keys) was called.
+    #[error("no signing key: call AuthBuilder::secret or AuthBuilder::keys")]
+    MissingKeys,
+    /// `keys` was given without `refresh_secret`.
+    #[error("AuthBuilder::keys needs AuthBuilder::refresh_secret as well (at least 32 bytes)")]
+    MissingRefreshSecret,
+    /// The refresh secret is shorter than 32 bytes.
+    #[error("the refresh secret has {0} bytes; at least 32 are required")]
+    RefreshSecretTooShort(usize),
+    /// No user store or no session store.
+    #[error("no {0}: call AuthBuilder::store (or users / sessions)")]
+    MissingStore(&'static str),
+    /// A key could not be used.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A setting is out of range.
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+    /// An allowed origin could not be parsed.
+    #[error("invalid allowed origin {origin:?}: {reason}")]
+    Origin {
+        /// The origin as given.
+        origin: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
 
 /// The realm named in `WWW-Authenticate` challenges.
-pub const REALM: &str = "api";
+pub(crate) const REALM: &str = "api";
 
 /// Field validation messages, keyed by field name.
 pub type FieldErrors = BTreeMap<&'static str, Vec<String>>;
@@ -73,10 +106,23 @@ pub enum AuthError {
     /// The captcha provider could not be asked. `503 captcha_unavailable`.
     #[error("The captcha service is unavailable; try again later.")]
     CaptchaUnavailable,
-    /// The mailer could not send a verification code on request (resend).
-    /// `503 mail_unavailable`.
-    #[error("The verification mail could not be sent; try again later.")]
+    /// The mailer failed on a route whose whole point is the mail (resend,
+    /// change-email). `503 mail_unavailable`.
+    #[error("The mail could not be sent; try again later.")]
     MailUnavailable,
+    /// A password the caller had to confirm was wrong (change-password,
+    /// change-email, account deletion). `400 invalid_password`, with the
+    /// field named in `errors`.
+    #[error("The password is incorrect.")]
+    InvalidPassword(&'static str),
+    /// No such resource (an unknown path under the auth prefix, or a session
+    /// that is not one of the caller's). `404 not_found`.
+    #[error("Not found.")]
+    NotFound,
+    /// A known path with another method. `405 method_not_allowed`, with
+    /// `Allow`.
+    #[error("Method not allowed.")]
+    MethodNotAllowed,
     /// Sign-up with an address that already has an account. `409 email_taken`.
     #[error("An account with this e-mail address already exists.")]
     EmailTaken,
@@ -104,6 +150,19 @@ pub enum AuthError {
         "{0} was used on a route that AuthLayer does not cover; add `.layer(auth.layer())` (or `.layer(auth.layer().required())`) to the router that serves it."
     )]
     LayerMissing(&'static str),
+    /// An extractor asked for other app claims than the layer's `Auth` was
+    /// built with: a wiring bug in the app. `500 claims_type_mismatch`.
+    #[error(
+        "{extractor} expects app claims of type `{expected}`, but the AuthLayer in front of this route was built for `{found}`; use {extractor}<{found}> (or build the Auth with .with_claims for `{expected}`)."
+    )]
+    ClaimsMismatch {
+        /// The extractor, with its type parameter.
+        extractor: &'static str,
+        /// The claims type the extractor asked for.
+        expected: &'static str,
+        /// The claims type of the layer's `Auth`.
+        found: &'static str,
+    },
     /// Something that should not happen (a hashing task died, a token could
     /// not be signed). `500 internal_error`.
     #[error("Internal error.")]
@@ -122,7 +181,10 @@ impl AuthError {
             | InvalidRequest { .. }
             | CaptchaFailed
             | InvalidCode
-            | CodeExpired => StatusCode::BAD_REQUEST,
+            | CodeExpired
+            | InvalidPassword(_) => StatusCode::BAD_REQUEST,
+            NotFound => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             CsrfFailed | EmailNotVerified => StatusCode::FORBIDDEN,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -131,7 +193,9 @@ impl AuthError {
             CaptchaUnavailable | MailUnavailable | StoreUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            LayerMissing(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            LayerMissing(_) | ClaimsMismatch { .. } | Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -159,6 +223,10 @@ impl AuthError {
             TooManyAttempts => "too_many_attempts",
             StoreUnavailable(_) => "store_unavailable",
             LayerMissing(_) => "auth_layer_missing",
+            ClaimsMismatch { .. } => "claims_type_mismatch",
+            InvalidPassword(_) => "invalid_password",
+            NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
             Internal(_) => "internal_error",
         }
     }
@@ -167,6 +235,11 @@ impl AuthError {
     pub fn field(field: &'static str, message: impl Into<String>) -> Self {
         let mut errors = FieldErrors::new();
         errors.insert(field, vec![message.into()]);
+        Self::invalid(errors)
+    }
+
+    /// A validation error naming each field's problems.
+    pub fn invalid(errors: FieldErrors) -> Self {
         AuthError::InvalidRequest {
             detail: "The request is invalid.".into(),
             errors,
@@ -226,12 +299,19 @@ impl IntoResponse for &AuthError {
         let status = self.status();
         match &self {
             AuthError::StoreUnavailable(e) => tracing::warn!(error = %e, "store unavailable"),
-            AuthError::LayerMissing(_) => tracing::error!("{self}"),
+            AuthError::LayerMissing(_) | AuthError::ClaimsMismatch { .. } => {
+                tracing::error!("{self}")
+            }
             AuthError::Internal(what) => tracing::error!(what, "internal error"),
             _ => tracing::debug!(code = self.code(), "request refused"),
         }
+        let password_field;
         let errors = match &self {
             AuthError::InvalidRequest { errors, .. } if !errors.is_empty() => Some(errors),
+            AuthError::InvalidPassword(field) => {
+                password_field = FieldErrors::from([(*field, vec![self.to_string()])]);
+                Some(&password_field)
+            }
             _ => None,
         };
         let body = Body {

@@ -9,12 +9,13 @@
 //! | `Option<AuthUser>` | `None` | `401` | passes |
 //! | `VerifiedUser` | `401` | `401` | `403 email_not_verified` |
 //!
-//! "Bad credentials" include a refresh cookie that the layer tried and found
-//! dead (revoked, expired, unknown): that request is refused once, and its
-//! response clears both cookies, so the next one is simply anonymous.
+//! A refresh cookie that the layer tried and found dead (revoked, expired,
+//! unknown) makes the request anonymous, and its response clears both
+//! cookies.
 //!
-//! Without the layer (or with a layer of another claims type) they fail with
-//! `500 auth_layer_missing` and a message saying so: never silently.
+//! Without the layer they fail with `500 auth_layer_missing`, and under a
+//! layer built for other app claims with `500 claims_type_mismatch`; both
+//! messages say what to change. Never silently.
 //!
 //! ```
 //! use axum::{Router, routing::get};
@@ -38,48 +39,89 @@
 //!     .route("/billing", get(billing));
 //! ```
 
+use std::any::{Any, TypeId};
 use std::ops::Deref;
 use std::sync::Arc;
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
 
-use crate::claims::AccessClaims;
 use crate::error::AuthError;
+use crate::token::claims::AccessClaims;
 
-/// What the layer concluded about a request (in its extensions). Two words,
-/// so putting it into the extensions stays cheap.
-#[derive(Clone, Debug)]
-pub(crate) enum AuthState<E> {
-    Authenticated(Arc<AccessClaims<E>>),
+/// What the layer concluded about a request (in its extensions). The claims
+/// are type-erased so that an extractor of the wrong claims type can say so.
+#[derive(Clone)]
+pub(crate) struct AuthState {
+    outcome: Outcome,
+    claims_type: (TypeId, &'static str),
+}
+
+#[derive(Clone)]
+enum Outcome {
+    Authenticated(Arc<dyn Any + Send + Sync>),
     Anonymous,
     Failed(Arc<AuthError>),
 }
 
-impl<E> AuthState<E> {
-    pub(crate) fn failed(e: AuthError) -> Self {
-        AuthState::Failed(Arc::new(e))
+impl AuthState {
+    pub(crate) fn authenticated<E: Send + Sync + 'static>(claims: Arc<AccessClaims<E>>) -> Self {
+        Self::new::<E>(Outcome::Authenticated(claims))
     }
 
-    fn user(&self) -> Result<Option<AuthUser<E>>, AuthError> {
-        match self {
-            AuthState::Authenticated(claims) => Ok(Some(AuthUser {
-                claims: claims.clone(),
-            })),
-            AuthState::Anonymous => Ok(None),
-            AuthState::Failed(e) => Err(AuthError::clone(e)),
+    pub(crate) fn anonymous<E: 'static>() -> Self {
+        Self::new::<E>(Outcome::Anonymous)
+    }
+
+    pub(crate) fn failed<E: 'static>(e: AuthError) -> Self {
+        Self::new::<E>(Outcome::Failed(Arc::new(e)))
+    }
+
+    fn new<E: 'static>(outcome: Outcome) -> Self {
+        AuthState {
+            outcome,
+            claims_type: crate::auth::claims_type::<E>(),
+        }
+    }
+
+    /// Why the layer would refuse this request in required mode.
+    pub(crate) fn rejection(&self) -> Option<AuthError> {
+        match &self.outcome {
+            Outcome::Authenticated(_) => None,
+            Outcome::Anonymous => Some(AuthError::MissingCredentials),
+            Outcome::Failed(e) => Some(AuthError::clone(e)),
+        }
+    }
+
+    fn user<E: Send + Sync + 'static>(
+        &self,
+        extractor: &'static str,
+    ) -> Result<Option<AuthUser<E>>, AuthError> {
+        let mismatch = || AuthError::ClaimsMismatch {
+            extractor,
+            expected: std::any::type_name::<E>(),
+            found: self.claims_type.1,
+        };
+        if self.claims_type.0 != TypeId::of::<E>() {
+            return Err(mismatch());
+        }
+        match &self.outcome {
+            Outcome::Authenticated(claims) => claims
+                .clone()
+                .downcast::<AccessClaims<E>>()
+                .map(|claims| Some(AuthUser { claims }))
+                .map_err(|_| mismatch()),
+            Outcome::Anonymous => Ok(None),
+            Outcome::Failed(e) => Err(AuthError::clone(e)),
         }
     }
 }
 
-fn state<'a, E: Send + Sync + 'static>(
-    parts: &'a Parts,
-    name: &'static str,
-) -> Result<&'a AuthState<E>, AuthError> {
+fn state<'a>(parts: &'a Parts, extractor: &'static str) -> Result<&'a AuthState, AuthError> {
     parts
         .extensions
-        .get::<AuthState<E>>()
-        .ok_or(AuthError::LayerMissing(name))
+        .get::<AuthState>()
+        .ok_or(AuthError::LayerMissing(extractor))
 }
 
 /// The authenticated user: the claims of a valid access token.
@@ -96,7 +138,7 @@ impl<E> AuthUser<E> {
         &self.claims.sub
     }
 
-    /// The sign-in (`sid`).
+    /// The session (`sid`).
     pub fn session_id(&self) -> &str {
         &self.claims.sid
     }
@@ -118,8 +160,8 @@ impl<S: Send + Sync, E: Send + Sync + 'static> FromRequestParts<S> for AuthUser<
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AuthError> {
-        state::<E>(parts, "AuthUser")?
-            .user()?
+        state(parts, "AuthUser")?
+            .user::<E>("AuthUser")?
             .ok_or(AuthError::MissingCredentials)
     }
 }
@@ -128,7 +170,7 @@ impl<S: Send + Sync, E: Send + Sync + 'static> OptionalFromRequestParts<S> for A
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, AuthError> {
-        state::<E>(parts, "Option<AuthUser>")?.user()
+        state(parts, "Option<AuthUser>")?.user::<E>("Option<AuthUser>")
     }
 }
 
@@ -148,8 +190,8 @@ impl<S: Send + Sync, E: Send + Sync + 'static> FromRequestParts<S> for VerifiedU
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AuthError> {
-        let user = state::<E>(parts, "VerifiedUser")?
-            .user()?
+        let user = state(parts, "VerifiedUser")?
+            .user::<E>("VerifiedUser")?
             .ok_or(AuthError::MissingCredentials)?;
         if !user.claims.email_verified {
             return Err(AuthError::EmailNotVerified);

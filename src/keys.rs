@@ -33,7 +33,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 /// Minimum HS256 secret length, in bytes (RFC 7518 section 3.2).
 pub const MIN_HS256_SECRET: usize = 32;
@@ -365,4 +365,34 @@ impl KeySet {
     pub fn jwks_json(&self) -> String {
         serde_json::to_string(&self.jwks()).unwrap_or_else(|_| r#"{"keys":[]}"#.to_owned())
     }
+}
+
+/// Derives an independent 32-byte key for `label` from `master`.
+pub(crate) fn derive(master: &[u8], label: &str) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(master)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(label.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// The HS256 key set that one master secret (at least 32 bytes) derives,
+/// and the refresh secret that goes with it.
+pub(crate) fn from_master(master: &[u8]) -> Result<(KeySet, [u8; 32]), KeyError> {
+    if master.len() < MIN_HS256_SECRET {
+        return Err(KeyError::SecretTooShort {
+            kid: "default".into(),
+            len: master.len(),
+        });
+    }
+    let signing = derive(master, "axum-authkit/hs256");
+    // The kid names the key without revealing it, and changes with it.
+    let digest = Sha256::digest(signing);
+    let kid: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    let keys = KeySet::new(SigningKey::hs256(&format!("hs-{kid}"), &signing)?);
+    Ok((keys, derive(master, "axum-authkit/refresh")))
+}
+
+/// The key of one-time code hashes, derived from the refresh secret.
+pub(crate) fn code_key(refresh_secret: &[u8]) -> [u8; 32] {
+    derive(refresh_secret, "axum-authkit/verification-code")
 }

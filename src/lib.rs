@@ -1,13 +1,15 @@
 //! Email-and-password authentication for [Axum](https://docs.rs/axum): JWT
-//! access tokens, rotating refresh cookies, extractors, pluggable stores and
-//! a ready-made auth router serving the API of `shared/API.md`.
+//! access tokens, rotating refresh cookies, extractors, pluggable stores,
+//! and a ready-made auth router.
 //!
 //! # Quick start
 //!
 //! ```
 //! use std::sync::Arc;
-//! use axum::{Router, routing::get};
+//! use axum::{Router, body::Body, routing::get};
 //! use axum_authkit::{Auth, AuthUser, store::MemoryStore};
+//! use http::{Request, StatusCode};
+//! use tower::ServiceExt;
 //!
 //! async fn me(user: AuthUser) -> String {
 //!     format!("{} ({})", user.email, user.id())
@@ -24,61 +26,72 @@
 //!     .layer(auth.layer())                     // validates tokens, refreshes cookies
 //!     .nest("/api/v1/auth", auth.router());    // signup, signin, verify-email, ...
 //!
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! # if false {
-//! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?;
-//! # }
+//! // Without credentials, `AuthUser` answers 401.
+//! let res = app.oneshot(Request::get("/me").body(Body::empty())?).await?;
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//!
+//! // Serve it with the client's address, for the per-address limits:
+//! // axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
 //! # Ok(()) }
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(demo()).unwrap();
 //! ```
+//!
+//! # The shape of the crate
+//!
+//! Three floors; arrows point down only.
+//!
+//! ```text
+//! HTTP      AuthLayer (layer)   the router (Auth::router)   AuthUser, VerifiedUser
+//!                 │                      │ parse → one Auth call → shape
+//! domain    Auth: sign_up, sign_in, refresh, sign_out, verify_email, reset_password,
+//!                 change_password, change_email, sessions, revoke_session, delete_account
+//!                 │
+//! parts     keys · access tokens (verify, cache) · sessions (refresh rotation, deny list)
+//!           passwords · one-time codes · limits · mail · captcha · store
+//!           Settings (plain data) ← AuthBuilder (wiring, the only part that knows every other)
+//! ```
+//!
+//! The words: a **session** is one sign-in, named by the access token's
+//! `sid` (stored as a chain of refresh tokens, a *family*, in store terms
+//! only); a **token** is a JWT access token or an opaque refresh token; a
+//! **code** is the 6-digit number in a mail.
 //!
 //! # What happens to a request
 //!
-//! [`AuthLayer`] reads the token from `Authorization: Bearer` or the
-//! `access_token` cookie (`src/source.rs`), verifies it ([`verify`], through a
-//! verified-token cache), and puts the outcome into the request extensions,
-//! where the extractors ([`AuthUser`], `Option<AuthUser>`, [`VerifiedUser`])
-//! read it. When the access token has expired but the refresh cookie is good,
-//! the layer rotates the refresh token ([`refresh`]) and sets both cookies on
-//! the response. Cookie-authenticated unsafe requests from other sites are
-//! refused ([`csrf`]).
+//! [`AuthLayer`] reads the access token from `Authorization: Bearer` or the
+//! `access_token` cookie, verifies it (through a verified-token cache, then
+//! against the deny list of ended sessions), and puts the outcome into the
+//! request extensions, where [`AuthUser`], `Option<AuthUser>` and
+//! [`VerifiedUser`] read it. When the access cookie is missing, expired or
+//! invalid but the refresh cookie is good, the layer rotates the refresh
+//! token and sets both cookies on the response. Cookie-authenticated unsafe
+//! requests from other sites are refused.
 //!
-//! # Modules
+//! # Public modules and root items
 //!
-//! | concept | module |
+//! | path | what |
 //! |---|---|
-//! | the shared handle and its operations | [`auth`] |
-//! | settings and the builder | [`config`] |
-//! | signing / verify-only keys, rotation, JWKS | [`keys`] |
-//! | the claims, and the app's own | [`claims`] |
-//! | token → claims, RFC 8725 checks | [`verify`] |
-//! | refresh tokens, families, reuse detection | [`refresh`] |
-//! | the layer and its response future | [`layer`] |
-//! | extractors | [`extract`] |
-//! | cross-site rule | [`csrf`] |
-//! | cookies | [`cookies`] |
-//! | errors and their JSON body | [`error`] |
-//! | argon2id, policy, common passwords | [`password`] |
-//! | verification codes | [`verification`] |
-//! | captcha (reCAPTCHA, hCaptcha, Turnstile) | [`captcha`] |
-//! | mail | [`mail`] |
-//! | rate limits | [`rate_limit`] |
-//! | client address | [`client_ip`] |
-//! | stores: traits, memory, SQLite, PostgreSQL, Redis | [`store`] |
-//!
-//! The HTTP routes live in `src/routes/`, one file per route, and are reached
-//! through [`Auth::router`].
+//! | [`Auth`], [`AuthBuilder`], [`Settings`] and its parts | the domain API, its wiring, its settings |
+//! | [`Client`], [`Tokens`], [`AccessToken`], [`SignedUp`], [`SessionInfo`], [`UserRemoved`] | what the flows take and give |
+//! | [`AuthLayer`], [`AuthUser`], [`VerifiedUser`] | the HTTP floor (the layer's service is [`layer::AuthService`]) |
+//! | [`AccessClaims`], [`ExtraClaims`], [`AuthError`], [`ConfigError`], [`TokenError`] | claims and errors |
+//! | [`api`] | the wire contract: every route, body, status and error `code` |
+//! | [`store`] | the store traits, records, and the memory, SQLite, PostgreSQL and Redis stores |
+//! | [`keys`] | signing and verify-only keys, rotation, JWKS |
+//! | [`limits`] | the rate-limiter trait and the in-memory limiter |
+//! | [`mail`] | the mailer trait, templates, the log and SMTP mailers |
+//! | [`captcha`] | the captcha trait and the siteverify client |
+//! | `testing` | the store conformance suite (feature `testing`) |
 //!
 //! # Feature flags
 //!
 //! | feature | default | what |
 //! |---|---|---|
 //! | `sqlite` | yes | `SqliteStore` (sqlx, bundled SQLite) |
-//! | `postgres` | yes | `PostgresStore` (sqlx) |
-//! | `redis` | yes | `RedisStore`: refresh families and rate limits shared by instances |
-//! | `siteverify` | yes | `Siteverify` captcha client (reqwest, rustls) |
-//!
-//! With `default-features = false` the crate has the layer, extractors,
-//! router and in-memory stores only.
+//! | `postgres` | | `PostgresStore` (sqlx) |
+//! | `redis` | | `RedisStore`: sessions and rate limits shared by instances |
+//! | `siteverify` | | `Siteverify` captcha client (reqwest, rustls) |
+//! | `testing` | | the store conformance suite, for your own stores |
 //!
 //! # Security notes
 //!
@@ -89,52 +102,68 @@
 //!   (see [`keys`]).
 //! - Refresh tokens are opaque 384-bit values stored only as SHA-256 hashes;
 //!   every use rotates them; a rotated-away token outside a 10 s grace window
-//!   revokes its whole sign-in.
+//!   ends its whole session.
 //! - Passwords: argon2id (OWASP parameters) off the async workers, on a
-//!   bounded pool of lowest-priority threads with a bounded queue; unknown
-//!   logins cost the same as wrong passwords; secrets and
-//!   codes are compared in constant time.
+//!   bounded pool of lowest-priority threads with a bounded queue that each
+//!   client network may fill only to its share; unknown logins cost the same
+//!   as wrong passwords; secrets and codes are compared in constant time.
+//! - Failure limits are reserved atomically before any expensive work, so
+//!   concurrent requests cannot walk past them.
 //! - Cookies default to `HttpOnly; Secure; SameSite=Lax; Path=/`; the
 //!   `__Host-` prefix is supported.
-//! - Every bad input gets a JSON error (`400`, `401`, `403`, `413`, `415`,
-//!   `429`) and changes nothing; store outages are `503`, never a panic.
-//! - Access tokens are stateless: revoking a sign-in takes effect at once in
-//!   the revoking process and within one access-token lifetime (15 minutes by
-//!   default) elsewhere.
+//! - Every bad input gets a JSON error (`400`, `401`, `403`, `404`, `405`,
+//!   `413`, `415`, `429`) and changes nothing; store outages are `503`, never
+//!   a panic. User input in log lines is escaped.
+//! - Ending a session (logout, reset, password change, revoke, deletion,
+//!   reuse) refuses its access tokens at once in the process that ended it.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod auth;
-mod cache;
+mod address;
+mod auth;
+mod builder;
 pub mod captcha;
-pub mod claims;
-pub mod client_ip;
-pub mod config;
-pub mod cookies;
-pub mod csrf;
-pub mod error;
-pub mod extract;
+mod client;
+mod codes;
+mod cookies;
+mod credentials;
+mod cross_site;
+mod error;
+mod extract;
 pub mod keys;
 pub mod layer;
+pub mod limits;
 pub mod mail;
-pub mod password;
-pub mod rate_limit;
-pub mod refresh;
+mod password;
 mod routes;
-mod source;
+mod session;
+mod settings;
 pub mod store;
-pub mod time;
-pub mod verification;
-pub mod verify;
+mod time;
+mod token;
 
-pub use auth::{Auth, Session};
-pub use cache::CacheConfig;
-pub use claims::{AccessClaims, ExtraClaims};
-pub use config::{AuthBuilder, AuthConfig, ConfigError, RateLimits};
-pub use error::AuthError;
-pub use extract::{AuthUser, VerifiedUser};
-pub use layer::AuthLayer;
+pub mod api {
+    #![doc = include_str!("../docs/API.md")]
+}
+
+pub use async_trait::async_trait;
+pub use cookie::SameSite;
+
+pub use crate::auth::{
+    AccessToken, Auth, EmailConfirmed, Removal, SessionInfo, SignedUp, Tokens, UserRemoved,
+};
+pub use crate::builder::AuthBuilder;
+pub use crate::client::Client;
+pub use crate::cookies::{CookiePrefix, CookieSettings};
+pub use crate::error::{AuthError, ConfigError, FieldErrors};
+pub use crate::extract::{AuthUser, VerifiedUser};
+pub use crate::layer::AuthLayer;
+pub use crate::password::PasswordPolicy;
+pub use crate::settings::{CacheSettings, CodeSettings, LimitSettings, SessionSettings, Settings};
+pub use crate::token::TokenError;
+pub use crate::token::claims::{AccessClaims, Audience, ExtraClaims};
 
 /// The README's example compiles.
 #[cfg(doctest)]

@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch.
-pub fn now_millis() -> i64 {
+pub(crate) fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -15,14 +15,14 @@ pub fn now_millis() -> i64 {
 /// at most, far inside any leeway): it costs about 5 ns against about 29 ns
 /// for `SystemTime::now`, and every authenticated request asks.
 #[cfg(target_os = "linux")]
-pub fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     use rustix::time::{ClockId, clock_gettime};
     clock_gettime(ClockId::RealtimeCoarse).tv_sec
 }
 
 /// Seconds since the Unix epoch, for `exp`, `nbf` and `iat`.
 #[cfg(not(target_os = "linux"))]
-pub fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     now_millis() / 1000
 }
 

@@ -23,20 +23,22 @@
 //!
 //! For each request, in order:
 //!
-//! 1. The source (`src/source.rs`) yields the credentials: the Bearer header,
-//!    else the access cookie. Two `Authorization` headers: `400`.
+//! 1. The credentials: the Bearer header, else the access cookie. Two
+//!    `Authorization` headers: `400`.
 //! 2. The token is verified (from the verified-token cache when it was seen
-//!    before).
-//! 3. **Automatic refresh.** When the request has no `Authorization` header,
-//!    its access cookie is missing or *expired* (genuine, just old) and its
-//!    refresh cookie is good, the layer rotates the refresh token, mints a new
-//!    access token, authenticates the request with it and appends `Set-Cookie`
-//!    for both cookies to the response (unless the handler itself set a cookie
-//!    of that name). A refresh cookie that turns out invalid is cleared.
+//!    before), then checked against the deny list of ended sessions.
+//! 3. **Automatic refresh**, whenever a refresh is possible: the request has
+//!    no `Authorization` header and a refresh cookie, and its access cookie
+//!    is missing, past its `exp` (the leeway is not used then) or invalid
+//!    (bad signature, unknown `kid` after a key change). The layer rotates
+//!    the refresh token, mints a new access token, authenticates the
+//!    request with it and appends `Set-Cookie` for both cookies to the
+//!    response (unless the handler set a cookie of that name itself). A dead
+//!    refresh cookie makes the request anonymous and clears both cookies.
 //! 4. A cookie-authenticated unsafe request from another site gets `403
-//!    csrf_failed` (see [`csrf`](crate::csrf)).
+//!    csrf_failed`, logged at `WARN`.
 //! 5. The outcome goes into the request extensions, where the
-//!    [extractors](crate::extract) find it. In *required* mode
+//!    [extractors](crate::AuthUser) find it. In *required* mode
 //!    ([`AuthLayer::required`]) an unauthenticated request is answered `401`
 //!    (with `WWW-Authenticate`) before the inner service runs; in *optional*
 //!    mode, the default, it goes through and the extractors decide.
@@ -46,23 +48,24 @@
 
 mod future;
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum_core::body::Body;
 use axum_core::response::{IntoResponse, Response};
 use http::header::SET_COOKIE;
-use http::{HeaderValue, Method, Request};
+use http::{HeaderValue, Request};
 use tower_layer::Layer;
 use tower_service::Service;
 
 pub use self::future::ResponseFuture;
 use crate::auth::Auth;
-use crate::claims::ExtraClaims;
+use crate::credentials;
+use crate::cross_site::is_safe;
 use crate::error::AuthError;
 use crate::extract::AuthState;
-use crate::source;
 use crate::time::now_secs;
-use crate::verify::TokenError;
+use crate::token::claims::{AccessClaims, ExtraClaims};
 
 /// Layer that authenticates requests; see the [module docs](self).
 pub struct AuthLayer<E = ()> {
@@ -87,15 +90,18 @@ impl<E> std::fmt::Debug for AuthLayer<E> {
     }
 }
 
-impl<E> AuthLayer<E> {
-    /// An optional-mode layer (see [`Auth::layer`]).
-    pub fn new(auth: Auth<E>) -> Self {
+impl<E: ExtraClaims> Auth<E> {
+    /// The layer, in optional mode: requests pass, the extractors decide.
+    /// Call [`AuthLayer::required`] to answer `401` in the layer instead.
+    pub fn layer(&self) -> AuthLayer<E> {
         AuthLayer {
-            auth,
+            auth: self.clone(),
             required: false,
         }
     }
+}
 
+impl<E> AuthLayer<E> {
     /// Answers `401` in the layer when the request is not authenticated.
     pub fn required(mut self) -> Self {
         self.required = true;
@@ -143,40 +149,43 @@ impl<S, E> std::fmt::Debug for AuthService<S, E> {
 /// What the synchronous part of the layer decided.
 enum Step<E> {
     /// Known outcome; `by_cookie` says whether a cookie authenticated it.
-    Done {
-        state: AuthState<E>,
-        by_cookie: bool,
+    Done { state: AuthState, by_cookie: bool },
+    /// Needs the store: rotate this refresh token. `fallback` is the access
+    /// cookie's claims when it is still inside the leeway, for a store that
+    /// cannot answer.
+    Refresh {
+        token: String,
+        fallback: Option<Arc<AccessClaims<E>>>,
     },
-    /// Needs the store: rotate this refresh token.
-    Refresh(String),
 }
 
-fn is_safe(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-}
-
-impl<E: ExtraClaims> Auth<E> {
+impl<S, E: ExtraClaims> AuthService<S, E> {
     fn step<B>(&self, req: &Request<B>) -> Result<Step<E>, AuthError> {
-        let config = &self.inner.config;
-        let creds = source::read(req.headers(), config)?;
-        let refresh = || match creds.refresh_cookie(config) {
-            Some(token) if !creds.has_authorization => Some(Step::Refresh(token.to_owned())),
-            _ => None,
-        };
+        let settings = self.auth.settings();
+        let creds = credentials::read(req.headers(), settings.access_cookie())?;
+        let now = now_secs();
         let done = |state, by_cookie| Ok(Step::Done { state, by_cookie });
         if let Some(token) = creds.bearer {
-            return match self.verify_at(token, now_secs()) {
-                Ok(claims) => done(AuthState::Authenticated(claims), false),
-                Err(e) => done(AuthState::failed(AuthError::InvalidToken(e)), false),
+            return match self.auth.verify_at(token, now) {
+                Ok(claims) => done(AuthState::authenticated(claims), false),
+                Err(e) => done(AuthState::failed::<E>(AuthError::InvalidToken(e)), false),
             };
         }
-        match creds.access_cookie {
-            Some(token) => match self.verify_at(token, now_secs()) {
-                Ok(claims) => done(AuthState::Authenticated(claims), true),
-                Err(TokenError::Expired) if let Some(step) = refresh() => Ok(step),
-                Err(e) => done(AuthState::failed(AuthError::InvalidToken(e)), false),
-            },
-            None => refresh().map_or_else(|| done(AuthState::Anonymous, false), Ok),
+        let access = creds.access_cookie.map(|t| self.auth.verify_at(t, now));
+        let refresh_needed = match &access {
+            Some(Ok(claims)) => now >= claims.exp,
+            _ => true,
+        };
+        if refresh_needed && let Some(token) = creds.refresh_cookie(settings.refresh_cookie()) {
+            return Ok(Step::Refresh {
+                token: token.to_owned(),
+                fallback: access.and_then(Result::ok),
+            });
+        }
+        match access {
+            Some(Ok(claims)) => done(AuthState::authenticated(claims), true),
+            Some(Err(e)) => done(AuthState::failed::<E>(AuthError::InvalidToken(e)), false),
+            None => done(AuthState::anonymous::<E>(), false),
         }
     }
 }
@@ -200,10 +209,10 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        if req.extensions().get::<AuthState<E>>().is_some() {
+        if req.extensions().get::<AuthState>().is_some() {
             return ResponseFuture::inner(self.inner.call(req));
         }
-        let step = match self.auth.step(&req) {
+        let step = match self.step(&req) {
             Ok(step) => step,
             Err(e) => return ResponseFuture::error(e.into_response()),
         };
@@ -214,25 +223,25 @@ where
             Step::Done {
                 by_cookie: true,
                 ..
-            } | Step::Refresh(_)
+            } | Step::Refresh { .. }
         );
         if by_cookie && !is_safe(req.method()) {
-            req = match self.auth.inner.csrf.check(req) {
-                Some(req) => req,
-                None => return ResponseFuture::error(AuthError::CsrfFailed.into_response()),
+            req = match self.auth.cross_site().check(req) {
+                Ok(req) => req,
+                Err(e) => return ResponseFuture::error(e.into_response()),
             };
         }
         match step {
             Step::Done { state, .. } => {
                 if self.required
-                    && let Some(e) = rejection(&state)
+                    && let Some(e) = state.rejection()
                 {
                     return ResponseFuture::error(e.into_response());
                 }
                 req.extensions_mut().insert(state);
                 ResponseFuture::inner(self.inner.call(req))
             }
-            Step::Refresh(token) => {
+            Step::Refresh { token, fallback } => {
                 // The clone takes the place of the service that was polled ready.
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
@@ -241,18 +250,11 @@ where
                     inner,
                     req,
                     token,
+                    fallback,
                     self.required,
                 ))
             }
         }
-    }
-}
-
-fn rejection<E>(state: &AuthState<E>) -> Option<AuthError> {
-    match state {
-        AuthState::Authenticated(_) => None,
-        AuthState::Anonymous => Some(AuthError::MissingCredentials),
-        AuthState::Failed(e) => Some(AuthError::clone(e)),
     }
 }
 
@@ -261,6 +263,7 @@ async fn refresh_then_call<S, E, ReqBody, ResBody>(
     mut inner: S,
     mut req: Request<ReqBody>,
     token: String,
+    fallback: Option<Arc<AccessClaims<E>>>,
     required: bool,
 ) -> Result<Response, S::Error>
 where
@@ -270,19 +273,21 @@ where
     E: ExtraClaims,
 {
     let (state, cookies) = match auth.refresh(&token).await {
-        Ok(session) => {
-            tracing::debug!(sid = %session.family.id, "access token refreshed by the layer");
-            (
-                AuthState::Authenticated(session.claims.clone()),
-                Some(auth.session_cookies(&session)),
-            )
+        Ok(tokens) => {
+            tracing::debug!(sid = %tokens.session.id, "access token refreshed by the layer");
+            let cookies = auth.session_cookies(&tokens);
+            (AuthState::authenticated(tokens.access.claims), Some(cookies))
         }
-        Err(e @ AuthError::InvalidRefreshToken) => {
-            (AuthState::failed(e), Some(auth.clear_cookies()))
+        Err(AuthError::InvalidRefreshToken) => {
+            (AuthState::anonymous::<E>(), Some(auth.clear_cookies()))
         }
-        Err(e) => (AuthState::failed(e), None),
+        Err(e) => match fallback {
+            // The store is out, but the access cookie is still inside the leeway.
+            Some(claims) => (AuthState::authenticated(claims), None),
+            None => (AuthState::failed::<E>(e), None),
+        },
     };
-    let mut res = match (required, rejection(&state)) {
+    let mut res = match (required, state.rejection()) {
         (true, Some(e)) => e.into_response(),
         _ => {
             req.extensions_mut().insert(state);

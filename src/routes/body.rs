@@ -1,7 +1,7 @@
 //! JSON request bodies, strictly: `Content-Type: application/json`, at most
 //! the configured size, one JSON object, fields of the right type. Every
-//! failure is an [`AuthError`] with the status of `shared/API.md` (`415`,
-//! `413`, `400`), never a panic or a `500`.
+//! failure is an [`AuthError`] with its status (`415`, `413`, `400`), never a
+//! panic or a `500`.
 
 use axum::body::Body;
 use axum::extract::FromRequest;
@@ -9,7 +9,7 @@ use http::{Request, header};
 use serde_json::{Map, Value};
 
 use crate::auth::Auth;
-use crate::claims::ExtraClaims;
+use crate::token::claims::ExtraClaims;
 use crate::error::{AuthError, FieldErrors};
 
 /// A request body that is a JSON object.
@@ -27,7 +27,7 @@ impl<E: ExtraClaims> FromRequest<Auth<E>> for JsonObject {
     type Rejection = AuthError;
 
     async fn from_request(req: Request<Body>, auth: &Auth<E>) -> Result<Self, AuthError> {
-        let limit = auth.config().max_body_bytes();
+        let limit = auth.settings().max_body_bytes();
         let content_type = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -109,14 +109,17 @@ impl Fields {
         }
     }
 
-    /// Records a validation error.
-    pub(crate) fn error(&mut self, name: &'static str, message: impl Into<String>) {
+    fn error(&mut self, name: &'static str, message: impl Into<String>) {
         self.errors.entry(name).or_default().push(message.into());
     }
 
-    /// Whether `name` already has an error.
-    pub(crate) fn has_error(&self, name: &'static str) -> bool {
-        self.errors.contains_key(name)
+    /// A required one-time code: six digits after trimming.
+    pub(crate) fn code(&mut self, name: &'static str) -> String {
+        let code = self.string(name).trim().to_owned();
+        if !self.errors.contains_key(name) && !crate::codes::is_well_formed(&code) {
+            self.error(name, "Enter the 6-digit code.");
+        }
+        code
     }
 
     /// `Ok` when no field had an error.
@@ -124,17 +127,6 @@ impl Fields {
         if self.errors.is_empty() {
             return Ok(());
         }
-        Err(AuthError::InvalidRequest {
-            detail: "The request is invalid.".into(),
-            errors: self.errors,
-        })
+        Err(AuthError::invalid(self.errors))
     }
-}
-
-/// Characters refused in names and addresses: C0/C1 controls (NUL
-/// included) and the bidirectional overrides that make text display
-/// differently from what it is.
-pub(crate) fn has_forbidden_chars(s: &str) -> bool {
-    s.chars()
-        .any(|c| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
 }

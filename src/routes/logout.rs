@@ -1,55 +1,42 @@
 //! `POST /custom-logout/` and `POST /logout-all/`.
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum_core::response::Response;
-use http::{HeaderMap, StatusCode};
 
-use super::with_cookies;
+use super::{cleared, refresh_cookie};
 use crate::auth::Auth;
-use crate::claims::ExtraClaims;
+use crate::credentials;
 use crate::error::AuthError;
 use crate::extract::AuthUser;
+use crate::token::claims::ExtraClaims;
 
-/// Always `204` with both cookies cleared. The sign-in is revoked when the
-/// refresh cookie is genuine, or else when a valid access token names it.
-/// An expired or garbage access cookie changes nothing: no `401` loop.
-pub(super) async fn logout<E: ExtraClaims>(
-    State(auth): State<Auth<E>>,
-    headers: HeaderMap,
-) -> Response {
-    let config = auth.config();
-    let revoked = match config.refresh_cookie().find(&headers) {
-        Some(token) => auth.revoke(token).await,
-        None => Ok(None),
-    };
-    let by_access = match revoked {
-        Ok(Some(_)) => None,
-        Ok(None) => crate::source::read(&headers, config)
-            .ok()
-            .and_then(|c| c.bearer.or(c.access_cookie))
-            .and_then(|t| auth.verify_at(t, crate::time::now_secs()).ok()),
-        Err(e) => {
-            tracing::warn!(error = %e, "logout could not revoke the sign-in");
-            None
-        }
-    };
-    if let Some(claims) = by_access
-        && let Err(e) = auth.revoke_session(&claims.sid).await
-    {
-        tracing::warn!(error = %e, "logout could not revoke the sign-in");
+/// Always `204` with both cookies cleared. The session ends when the
+/// refresh token (cookie, or body where allowed) is genuine, or else when a
+/// valid access token names it. Garbage changes nothing: no `401` loop.
+pub(super) async fn logout<E: ExtraClaims>(State(auth): State<Auth<E>>, req: Request) -> Response {
+    let headers = req.headers().clone();
+    let mut refresh = refresh_cookie(&auth, &headers).map(str::to_owned);
+    if refresh.is_none() && auth.settings().tokens_in_body() && has_body(&req) {
+        refresh = super::refresh::body_token(&auth, req).await.ok();
     }
-    with_cookies(StatusCode::NO_CONTENT, &auth.clear_cookies(), None)
+    let access = credentials::read(&headers, auth.settings().access_cookie())
+        .ok()
+        .and_then(|c| c.access_token());
+    if let Err(e) = auth.sign_out(refresh.as_deref(), access).await {
+        tracing::warn!(error = %e, "logout could not end the session");
+    }
+    cleared(&auth)
 }
 
-/// Revokes every sign-in of the caller and clears this client's cookies.
+fn has_body(req: &Request) -> bool {
+    req.headers().contains_key(http::header::CONTENT_TYPE)
+}
+
+/// Ends every session of the caller and clears this client's cookies.
 pub(super) async fn logout_all<E: ExtraClaims>(
     State(auth): State<Auth<E>>,
-    user: AuthUser<E>,
+    caller: AuthUser<E>,
 ) -> Result<Response, AuthError> {
-    auth.revoke_user(user.id()).await?;
-    Ok(with_cookies(
-        StatusCode::NO_CONTENT,
-        &auth.clear_cookies(),
-        None,
-    ))
+    auth.sign_out_everywhere(caller.id()).await?;
+    Ok(cleared(&auth))
 }

@@ -1,83 +1,140 @@
-//! The auth API of `shared/API.md`, as an axum [`Router`]:
-//!
-//! | route | auth | success |
-//! |---|---|---|
-//! | `POST /signup/` | | `201` user JSON, both cookies, a code mailed |
-//! | `POST /signin/` | | `204`, both cookies |
-//! | `POST /verify-email/` | Bearer or cookie | `200`, a fresh access cookie |
-//! | `POST /resend-verification/` | Bearer or cookie | `204`, a new code mailed |
-//! | `POST /custom-refresh/` | refresh cookie | `204`, both cookies rotated |
-//! | `POST /custom-logout/` | | `204`, both cookies cleared, the sign-in revoked |
-//! | `POST /logout-all/` | Bearer or cookie | `204`, every sign-in of the user revoked |
-//!
-//! A mailer that fails does not fail a sign-up (the account exists, the
-//! code is stored, the failure is logged, and the user can ask again); on
-//! `resend-verification` it answers `503 mail_unavailable`.
-//!
-//! Each path answers with and without its trailing slash. Mount it under any
-//! prefix with [`Router::nest`]:
-//!
-//! ```
-//! use std::sync::Arc;
-//! use axum::Router;
-//! use axum_authkit::{Auth, store::MemoryStore};
-//!
-//! # fn demo() -> Result<(), axum_authkit::ConfigError> {
-//! let auth: Auth = Auth::builder()
-//!     .secret(b"a long random secret, at least 32 bytes")
-//!     .store(Arc::new(MemoryStore::new()))
-//!     .build()?;
-//! let app: Router = Router::new().nest("/api/v1/auth", auth.router());
-//! # Ok(()) }
-//! ```
-//!
-//! Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so the
-//! per-address rate limits see the client's address. Sign-up and sign-in
-//! apply the cross-site rule of [`csrf`](crate::csrf) to every request
-//! (against login CSRF); the authenticated routes apply it to
-//! cookie-authenticated requests through their [`AuthLayer`].
+//! The auth API as an axum router: one file per route; each handler parses
+//! the request, calls one [`Auth`] method, and shapes the response.
 
+mod account;
 mod body;
+mod change_email;
+mod change_password;
 mod logout;
+mod password_reset;
 mod refresh;
+mod sessions;
 mod signin;
 mod signup;
 mod verify_email;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::middleware::{self, Next};
-use axum::routing::{MethodRouter, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use axum_core::response::{IntoResponse, Response};
 use http::header::{CACHE_CONTROL, SET_COOKIE};
-use http::{HeaderValue, StatusCode};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::{Value, json};
 
-use crate::auth::Auth;
-use crate::claims::ExtraClaims;
+use crate::auth::{AccessToken, Auth, Tokens};
+use crate::client::Client;
 use crate::error::AuthError;
-use crate::layer::AuthLayer;
+use crate::token::claims::ExtraClaims;
 
 impl<E: ExtraClaims> Auth<E> {
-    /// The auth routes, ready to [`nest`](Router::nest) under a prefix.
+    /// The auth routes, ready to [`nest`](Router::nest) under a prefix (the
+    /// example server uses `/api/v1/auth`). Each path answers with and
+    /// without its trailing slash.
+    ///
+    /// | route | auth | success |
+    /// |---|---|---|
+    /// | `POST /signup/` | | `201` user JSON, both cookies, a code mailed |
+    /// | `POST /signin/` | | `204`, both cookies |
+    /// | `POST /verify-email/` | Bearer or cookie | `200`, a fresh access cookie |
+    /// | `POST /resend-verification/` | Bearer or cookie | `204`, a new code mailed |
+    /// | `POST /custom-refresh/` | refresh cookie | `204`, both cookies rotated |
+    /// | `POST /custom-logout/` | | `204`, both cookies cleared, the session ended |
+    /// | `POST /logout-all/` | Bearer or cookie | `204`, every session of the user ended |
+    /// | `POST /password-reset/` | | `202`, a code mailed if the address has an account |
+    /// | `POST /password-reset/confirm/` | | `204`, both cookies; every other session ended |
+    /// | `POST /change-password/` | Bearer or cookie | `204`, cookies renewed; every other session ended |
+    /// | `POST /change-email/` | Bearer or cookie | `202`, a code mailed to the new address |
+    /// | `POST /change-email/confirm/` | Bearer or cookie | `200` user JSON, a fresh access cookie |
+    /// | `GET /sessions/` | Bearer or cookie | `200`, the live sessions, newest first |
+    /// | `DELETE /sessions/{id}/` | Bearer or cookie | `204`, that session ended |
+    /// | `DELETE /account/` | Bearer or cookie | `204`, the account deleted |
+    ///
+    /// Every error is JSON, `{"detail", "code"}` (plus `errors` per field),
+    /// with the status and `code` listed per route in the
+    /// [API reference](crate::api); an unknown path under the prefix is `404
+    /// not_found` and another method `405 method_not_allowed` with `Allow`.
+    ///
+    /// Serve the app with `into_make_service_with_connect_info::<SocketAddr>()`
+    /// so the per-address limits see the client's address. The cross-site
+    /// rule applies to every request of sign-up, sign-in and password reset
+    /// (against login CSRF), to refresh and logout when a cookie comes, and
+    /// to the authenticated routes when a cookie authenticates them.
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use axum::{Router, body::Body};
+    /// use axum_authkit::{Auth, store::MemoryStore};
+    /// use http::{Request, StatusCode};
+    /// use tower::ServiceExt;
+    ///
+    /// let auth: Auth = Auth::builder()
+    ///     .secret(b"a long random secret, at least 32 bytes")
+    ///     .store(Arc::new(MemoryStore::new()))
+    ///     .build()?;
+    /// let app: Router = Router::new().nest("/api/v1/auth", auth.router());
+    ///
+    /// let signup = Request::post("/api/v1/auth/signup/")
+    ///     .header("content-type", "application/json")
+    ///     .body(Body::from(
+    ///         r#"{"email": "ada@example.com", "password": "correct horse battery staple", "name": "Ada"}"#,
+    ///     ))?;
+    /// let res = app.clone().oneshot(signup).await?;
+    /// assert_eq!(res.status(), StatusCode::CREATED);
+    /// assert_eq!(res.headers().get_all("set-cookie").iter().count(), 2);
+    ///
+    /// let nowhere = Request::get("/api/v1/auth/nowhere/").body(Body::empty())?;
+    /// assert_eq!(app.oneshot(nowhere).await?.status(), StatusCode::NOT_FOUND);
+    /// # Ok(()) }
+    /// ```
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
-        let public = Router::new()
+        let same_site = Router::new()
             .merge(both("/signup", post(signup::signup::<E>)))
             .merge(both("/signin", post(signin::signin::<E>)))
+            .merge(both("/password-reset", post(password_reset::request::<E>)))
+            .merge(both(
+                "/password-reset/confirm",
+                post(password_reset::confirm::<E>),
+            ))
             .route_layer(middleware::from_fn_with_state(
                 self.clone(),
                 same_site_only::<E>,
-            ))
+            ));
+        let cookie_riding = Router::new()
             .merge(both("/custom-refresh", post(refresh::refresh::<E>)))
-            .merge(both("/custom-logout", post(logout::logout::<E>)));
+            .merge(both("/custom-logout", post(logout::logout::<E>)))
+            .route_layer(middleware::from_fn_with_state(
+                self.clone(),
+                same_site_with_cookies::<E>,
+            ));
         let authenticated = Router::new()
-            .merge(both("/verify-email", post(verify_email::verify_email::<E>)))
+            .merge(both("/verify-email", post(verify_email::verify::<E>)))
             .merge(both(
                 "/resend-verification",
                 post(verify_email::resend::<E>),
             ))
             .merge(both("/logout-all", post(logout::logout_all::<E>)))
-            .route_layer(AuthLayer::new(self.clone()));
-        public.merge(authenticated).with_state(self.clone())
+            .merge(both(
+                "/change-password",
+                post(change_password::change_password::<E>),
+            ))
+            .merge(both("/change-email", post(change_email::request::<E>)))
+            .merge(both(
+                "/change-email/confirm",
+                post(change_email::confirm::<E>),
+            ))
+            .merge(both("/sessions", get(sessions::list::<E>)))
+            .merge(both("/sessions/{id}", delete(sessions::revoke::<E>)))
+            .merge(both("/account", delete(account::delete::<E>)))
+            .route_layer(self.layer());
+        same_site
+            .merge(cookie_riding)
+            .merge(authenticated)
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed)
+            .with_state(self.clone())
     }
 }
 
@@ -88,6 +145,14 @@ fn both<E: ExtraClaims>(path: &str, handler: MethodRouter<Auth<E>>) -> Router<Au
         .route(&format!("{path}/"), handler)
 }
 
+async fn not_found() -> AuthError {
+    AuthError::NotFound
+}
+
+async fn method_not_allowed() -> AuthError {
+    AuthError::MethodNotAllowed
+}
+
 /// The cross-site rule for every request (sign-in and sign-up carry no
 /// cookie credentials, but login CSRF is still an attack).
 async fn same_site_only<E: ExtraClaims>(
@@ -95,18 +160,47 @@ async fn same_site_only<E: ExtraClaims>(
     req: Request,
     next: Next,
 ) -> Response {
-    match auth.inner.csrf.check(req) {
-        Some(req) => next.run(req).await,
-        None => AuthError::CsrfFailed.into_response(),
+    match auth.cross_site().check(req) {
+        Ok(req) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The cross-site rule for requests that carry an auth cookie (refresh,
+/// logout): a sibling site must not rotate or end a session.
+async fn same_site_with_cookies<E: ExtraClaims>(
+    State(auth): State<Auth<E>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let settings = auth.settings();
+    let carries_cookie = settings.refresh_cookie().find(req.headers()).is_some()
+        || settings.access_cookie().find(req.headers()).is_some();
+    if !carries_cookie {
+        return next.run(req).await;
+    }
+    match auth.cross_site().check(req) {
+        Ok(req) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The [`Client`] of a request, read once.
+pub(crate) struct ClientOf(pub(crate) Client);
+
+impl<E: ExtraClaims> FromRequestParts<Auth<E>> for ClientOf {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, auth: &Auth<E>) -> Result<Self, Self::Rejection> {
+        Ok(ClientOf(Client::from_parts(
+            parts,
+            auth.settings().trusted_proxies(),
+        )))
     }
 }
 
 /// A response with `Set-Cookie` headers, never cached.
-fn with_cookies(
-    status: StatusCode,
-    cookies: &[HeaderValue],
-    body: Option<serde_json::Value>,
-) -> Response {
+fn with_cookies(status: StatusCode, cookies: &[HeaderValue], body: Option<Value>) -> Response {
     let mut res = match body {
         Some(json) => (status, axum::Json(json)).into_response(),
         None => status.into_response(),
@@ -119,8 +213,79 @@ fn with_cookies(
     res
 }
 
-/// The client address as a rate-limit key part ("unknown" never shares a
-/// bucket: limits keyed by it are skipped).
-fn ip_key(parts: &http::request::Parts, auth: &Auth<impl ExtraClaims>) -> Option<String> {
-    crate::client_ip::client_ip(parts, auth.config().trusted_proxies()).map(|ip| ip.to_string())
+/// A new or renewed session: `success` with both cookies, or `200` with the
+/// tokens in the body too when the app turned that on.
+fn session_response<E: ExtraClaims>(
+    auth: &Auth<E>,
+    tokens: &Tokens<E>,
+    success: StatusCode,
+    mut body: Option<Value>,
+) -> Response {
+    let mut status = success;
+    if auth.settings().tokens_in_body() {
+        let fields = token_fields(auth, &tokens.access, Some(&tokens.refresh_token));
+        match &mut body {
+            Some(Value::Object(map)) => map.extend(fields),
+            _ => {
+                body = Some(Value::Object(fields));
+                status = StatusCode::OK;
+            }
+        }
+    }
+    with_cookies(status, &auth.session_cookies(tokens), body)
+}
+
+/// A fresh access token for the same session: `200` with `body`, the access
+/// cookie, and the token in the body too when the app turned that on.
+fn access_response<E: ExtraClaims>(
+    auth: &Auth<E>,
+    access: &AccessToken<E>,
+    mut body: serde_json::Map<String, Value>,
+) -> Response {
+    if auth.settings().tokens_in_body() {
+        body.extend(token_fields(auth, access, None));
+    }
+    with_cookies(
+        StatusCode::OK,
+        &[auth.access_cookie(access)],
+        Some(Value::Object(body)),
+    )
+}
+
+fn token_fields<E: ExtraClaims>(
+    auth: &Auth<E>,
+    access: &AccessToken<E>,
+    refresh_token: Option<&str>,
+) -> serde_json::Map<String, Value> {
+    let mut fields = serde_json::Map::new();
+    fields.insert("access_token".into(), json!(access.token));
+    fields.insert("token_type".into(), json!("Bearer"));
+    fields.insert(
+        "expires_in".into(),
+        json!(auth.settings().access_ttl().as_secs()),
+    );
+    if let Some(refresh) = refresh_token {
+        fields.insert("refresh_token".into(), json!(refresh));
+    }
+    fields
+}
+
+/// `204` that clears both cookies.
+fn cleared<E: ExtraClaims>(auth: &Auth<E>) -> Response {
+    with_cookies(StatusCode::NO_CONTENT, &auth.clear_cookies(), None)
+}
+
+/// The user JSON of sign-up and e-mail change.
+fn user_json(user: &crate::store::User) -> serde_json::Map<String, Value> {
+    let mut map = serde_json::Map::new();
+    map.insert("id".into(), json!(user.id));
+    map.insert("email".into(), json!(user.email));
+    map.insert("name".into(), json!(user.name));
+    map.insert("email_verified".into(), json!(user.email_verified));
+    map
+}
+
+/// The refresh cookie of a request, if any.
+fn refresh_cookie<'a, E: ExtraClaims>(auth: &Auth<E>, headers: &'a HeaderMap) -> Option<&'a str> {
+    auth.settings().refresh_cookie().find(headers)
 }

@@ -1,40 +1,53 @@
-//! `POST /custom-refresh/`: rotate the refresh cookie, mint an access token.
+//! `POST /custom-refresh/`: rotate the refresh token, mint an access token.
+//!
+//! The token comes as the refresh cookie, or (with tokens in the body turned
+//! on, and no cookie) as `{"refresh_token": "..."}`.
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum_core::response::{IntoResponse, Response};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
+use http::header::SET_COOKIE;
 
-use super::with_cookies;
+use super::body::JsonObject;
+use super::{refresh_cookie, session_response};
 use crate::auth::Auth;
-use crate::claims::ExtraClaims;
 use crate::error::AuthError;
+use crate::token::claims::ExtraClaims;
 
-pub(super) async fn refresh<E: ExtraClaims>(
-    State(auth): State<Auth<E>>,
-    req: axum::extract::Request,
-) -> Response {
-    // The refresh cookie is a credential: the cross-site rule applies.
-    let Some(req) = auth.inner.csrf.check(req) else {
-        return AuthError::CsrfFailed.into_response();
+pub(super) async fn refresh<E: ExtraClaims>(State(auth): State<Auth<E>>, req: Request) -> Response {
+    let token = match refresh_cookie(&auth, req.headers()) {
+        Some(token) => Ok(token.to_owned()),
+        None if auth.settings().tokens_in_body() => body_token(&auth, req).await,
+        None => Err(AuthError::InvalidRefreshToken),
     };
-    let headers: &HeaderMap = req.headers();
-    let Some(token) = auth.config().refresh_cookie().find(headers) else {
-        return AuthError::InvalidRefreshToken.into_response();
+    let result = match token {
+        Ok(token) => auth.refresh(&token).await,
+        Err(e) => Err(e),
     };
-    match auth.refresh(token).await {
-        Ok(session) => with_cookies(
-            StatusCode::NO_CONTENT,
-            &auth.session_cookies(&session),
-            None,
-        ),
+    match result {
+        Ok(tokens) => session_response(&auth, &tokens, StatusCode::NO_CONTENT, None),
         Err(e @ AuthError::InvalidRefreshToken) => {
             // Stop the client from presenting a dead token again.
             let mut res = e.into_response();
             for cookie in auth.clear_cookies() {
-                res.headers_mut().append(http::header::SET_COOKIE, cookie);
+                res.headers_mut().append(SET_COOKIE, cookie);
             }
             res
         }
         Err(e) => e.into_response(),
     }
+}
+
+/// The `refresh_token` field of a JSON body; a missing one is an invalid
+/// refresh token, like a missing cookie.
+pub(super) async fn body_token<E: ExtraClaims>(auth: &Auth<E>, req: Request) -> Result<String, AuthError> {
+    use axum::extract::FromRequest;
+    let body = JsonObject::from_request(req, auth).await?;
+    let mut f = body.fields();
+    let token = f.optional_string("refresh_token");
+    f.finish()?;
+    if token.is_empty() {
+        return Err(AuthError::InvalidRefreshToken);
+    }
+    Ok(token)
 }

@@ -1,26 +1,18 @@
-//! `POST /signin/`: check a login and password, start a sign-in.
-//!
-//! An unknown login and a wrong password get the same `401` body after the
-//! same argon2 work. Failures are counted per login and per client address;
-//! at the limit the route answers `429` with `Retry-After` before hashing.
+//! `POST /signin/`: check a login and password, start a session.
 
 use axum::extract::State;
 use axum_core::response::Response;
 use http::StatusCode;
-use http::request::Parts;
 
 use super::body::JsonObject;
-use super::signup::check_captcha;
-use super::{ip_key, with_cookies};
+use super::{ClientOf, session_response};
 use crate::auth::Auth;
-use crate::claims::ExtraClaims;
 use crate::error::AuthError;
-use crate::rate_limit::Decision;
-use crate::store::email_key;
+use crate::token::claims::ExtraClaims;
 
 pub(super) async fn signin<E: ExtraClaims>(
     State(auth): State<Auth<E>>,
-    parts: Parts,
+    ClientOf(client): ClientOf,
     body: JsonObject,
 ) -> Result<Response, AuthError> {
     let mut f = body.fields();
@@ -28,57 +20,8 @@ pub(super) async fn signin<E: ExtraClaims>(
     let password = f.string("password");
     let captcha = f.optional_string("captcha");
     f.finish()?;
-
-    let limits = auth.config().limits();
-    let mut keys = vec![(
-        format!("signin:login:{}", email_key(&login)),
-        limits.signin_failures_per_login,
-    )];
-    if let Some(ip) = ip_key(&parts, &auth) {
-        keys.push((format!("signin:ip:{ip}"), limits.signin_failures_per_ip));
-    }
-    for (key, limit) in &keys {
-        if let Decision::Limited { retry_after } = auth.inner.limiter.peek(key, *limit).await? {
-            tracing::info!(key = %key, "sign-in rate limited");
-            return Err(AuthError::RateLimited { retry_after });
-        }
-    }
-    check_captcha(&auth, &captcha, &parts).await?;
-
-    let user = auth.users().user_by_email(&login).await?;
-    let verdict = auth
-        .inner
-        .passwords
-        .verify(
-            password.clone(),
-            user.as_ref().map(|u| u.password_hash.clone()),
-        )
+    let tokens = auth
+        .sign_in(&client.with_captcha(captcha), &login, &password)
         .await?;
-    let user = match user {
-        Some(user) if verdict.ok && !user.disabled => user,
-        _ => {
-            for (key, limit) in &keys {
-                auth.inner.limiter.hit(key, *limit).await?;
-            }
-            tracing::info!("sign-in failed");
-            return Err(AuthError::InvalidCredentials);
-        }
-    };
-    auth.inner.limiter.reset(&keys[0].0).await?;
-    if verdict.needs_rehash {
-        match auth.inner.passwords.hash(password).await {
-            Ok(hash) => {
-                if let Err(e) = auth.users().set_password_hash(&user.id, &hash).await {
-                    tracing::warn!(user = %user.id, error = %e, "password rehash not stored");
-                }
-            }
-            Err(e) => tracing::warn!(user = %user.id, error = %e, "password rehash failed"),
-        }
-    }
-    let session = auth.sign_in(&user).await?;
-    Ok(with_cookies(
-        StatusCode::NO_CONTENT,
-        &auth.session_cookies(&session),
-        None,
-    ))
+    Ok(session_response(&auth, &tokens, StatusCode::NO_CONTENT, None))
 }

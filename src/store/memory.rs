@@ -1,8 +1,8 @@
-//! [`MemoryStore`]: users and refresh families in process memory.
+//! [`MemoryStore`]: users, codes and sessions in process memory.
 //!
 //! For tests, examples and single-process apps that accept losing every
-//! sign-in on restart. Expired families are purged as new ones arrive (at most
-//! once a minute), so memory stays bounded by the live sign-ins.
+//! session on restart. Expired sessions are purged as new ones arrive (at most
+//! once a minute), so memory stays bounded by the live sessions.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use async_trait::async_trait;
 
 use super::{
-    Family, NewUser, RefreshStore, Rotation, StoreError, UnixMillis, User, UserStore,
-    VerificationCode, email_key,
+    Code, CodePurpose, NewUser, Rotation, SecretHash, Session, SessionStore, StoreError,
+    UnixMillis, User, UserStore,
 };
 use crate::time::now_millis;
 
@@ -21,20 +21,31 @@ const PURGE_EVERY_MS: i64 = 60_000;
 #[derive(Default, Debug)]
 struct Users {
     by_id: HashMap<String, User>,
-    by_email: HashMap<String, String>,
-    codes: HashMap<String, VerificationCode>,
+    by_key: HashMap<String, String>,
+    codes: HashMap<(String, CodePurpose), Code>,
 }
 
-/// Users and refresh families in memory, behind one mutex each.
+impl Users {
+    fn remove(&mut self, id: &str) -> bool {
+        let Some(user) = self.by_id.remove(id) else {
+            return false;
+        };
+        self.by_key.retain(|_, owner| *owner != user.id);
+        self.codes.retain(|(owner, _), _| *owner != user.id);
+        true
+    }
+}
+
+/// Users, codes and sessions in memory, behind one mutex each.
 #[derive(Default, Debug)]
 pub struct MemoryStore {
     users: Mutex<Users>,
-    families: Mutex<HashMap<String, Family>>,
+    sessions: Mutex<HashMap<String, Session>>,
     last_purge: AtomicI64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Every update below is a single assignment, so a poisoned map is consistent.
+    // Every update below leaves the maps consistent before it can panic.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -42,11 +53,6 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Number of families held (live, revoked or expired but not yet purged).
-    pub fn family_count(&self) -> usize {
-        lock(&self.families).len()
     }
 
     fn with_user<T>(&self, id: &str, f: impl FnOnce(&mut User) -> T) -> Result<T, StoreError> {
@@ -61,9 +67,8 @@ impl MemoryStore {
 #[async_trait]
 impl UserStore for MemoryStore {
     async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
-        let key = email_key(&new.email);
         let mut users = lock(&self.users);
-        if users.by_email.contains_key(&key) {
+        if users.by_key.contains_key(&new.email_key) {
             return Err(StoreError::Conflict("email"));
         }
         let user = User {
@@ -75,16 +80,16 @@ impl UserStore for MemoryStore {
             disabled: false,
             created_at: now_millis(),
         };
-        users.by_email.insert(key, user.id.clone());
+        users.by_key.insert(new.email_key, user.id.clone());
         users.by_id.insert(user.id.clone(), user.clone());
         Ok(user)
     }
 
-    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+    async fn user_by_email(&self, key: &str) -> Result<Option<User>, StoreError> {
         let users = lock(&self.users);
         Ok(users
-            .by_email
-            .get(&email_key(email))
+            .by_key
+            .get(key)
             .and_then(|id| users.by_id.get(id))
             .cloned())
     }
@@ -98,45 +103,125 @@ impl UserStore for MemoryStore {
     }
 
     async fn mark_email_verified(&self, id: &str) -> Result<(), StoreError> {
-        let mut users = lock(&self.users);
-        let user = users.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
-        user.email_verified = true;
-        users.codes.remove(id);
-        Ok(())
-    }
-
-    async fn set_verification_code(
-        &self,
-        id: &str,
-        code: &VerificationCode,
-    ) -> Result<(), StoreError> {
-        let mut users = lock(&self.users);
-        if !users.by_id.contains_key(id) {
-            return Err(StoreError::NotFound);
-        }
-        users.codes.insert(id.to_owned(), code.clone());
-        Ok(())
-    }
-
-    async fn verification_code(&self, id: &str) -> Result<Option<VerificationCode>, StoreError> {
-        Ok(lock(&self.users).codes.get(id).cloned())
-    }
-
-    async fn count_verification_attempt(&self, id: &str) -> Result<u32, StoreError> {
-        let mut users = lock(&self.users);
-        let code = users.codes.get_mut(id).ok_or(StoreError::NotFound)?;
-        code.attempts = code.attempts.saturating_add(1);
-        Ok(code.attempts)
+        self.with_user(id, |u| u.email_verified = true)
     }
 
     async fn set_disabled(&self, id: &str, disabled: bool) -> Result<(), StoreError> {
         self.with_user(id, |u| u.disabled = disabled)
     }
+
+    async fn change_email(&self, id: &str, email: &str, key: &str) -> Result<(), StoreError> {
+        let mut users = lock(&self.users);
+        if users.by_key.get(key).is_some_and(|owner| owner != id) {
+            return Err(StoreError::Conflict("email"));
+        }
+        let user = users.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
+        user.email = email.to_owned();
+        user.email_verified = true;
+        users.by_key.retain(|_, owner| owner != id);
+        users.by_key.insert(key.to_owned(), id.to_owned());
+        Ok(())
+    }
+
+    async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
+        let removed = lock(&self.users).remove(id);
+        if removed {
+            lock(&self.sessions).retain(|_, s| s.user_id != id);
+        }
+        Ok(removed)
+    }
+
+    async fn unverified_users(
+        &self,
+        created_before: UnixMillis,
+        limit: usize,
+    ) -> Result<Vec<User>, StoreError> {
+        let users = lock(&self.users);
+        let mut found: Vec<User> = users
+            .by_id
+            .values()
+            .filter(|u| !u.email_verified && u.created_at < created_before)
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    async fn delete_unverified_user(
+        &self,
+        id: &str,
+        created_before: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let removed = {
+            let mut users = lock(&self.users);
+            match users.by_id.get(id) {
+                Some(u) if !u.email_verified && u.created_at < created_before => users.remove(id),
+                _ => false,
+            }
+        };
+        if removed {
+            lock(&self.sessions).retain(|_, s| s.user_id != id);
+        }
+        Ok(removed)
+    }
+
+    async fn put_code(
+        &self,
+        user_id: &str,
+        purpose: CodePurpose,
+        code: &Code,
+    ) -> Result<(), StoreError> {
+        let mut users = lock(&self.users);
+        if !users.by_id.contains_key(user_id) {
+            return Err(StoreError::NotFound);
+        }
+        users
+            .codes
+            .insert((user_id.to_owned(), purpose), code.clone());
+        Ok(())
+    }
+
+    async fn code(&self, user_id: &str, purpose: CodePurpose) -> Result<Option<Code>, StoreError> {
+        Ok(lock(&self.users)
+            .codes
+            .get(&(user_id.to_owned(), purpose))
+            .cloned())
+    }
+
+    async fn count_code_attempt(
+        &self,
+        user_id: &str,
+        purpose: CodePurpose,
+    ) -> Result<Option<Code>, StoreError> {
+        let mut users = lock(&self.users);
+        Ok(users
+            .codes
+            .get_mut(&(user_id.to_owned(), purpose))
+            .map(|code| {
+                code.attempts = code.attempts.saturating_add(1);
+                code.clone()
+            }))
+    }
+
+    async fn take_code(
+        &self,
+        user_id: &str,
+        purpose: CodePurpose,
+        hash: &SecretHash,
+    ) -> Result<Option<Code>, StoreError> {
+        let mut users = lock(&self.users);
+        let key = (user_id.to_owned(), purpose);
+        if users.codes.get(&key).is_some_and(|c| c.hash == *hash) {
+            return Ok(users.codes.remove(&key));
+        }
+        Ok(None)
+    }
 }
 
 #[async_trait]
-impl RefreshStore for MemoryStore {
-    async fn create_family(&self, family: &Family) -> Result<(), StoreError> {
+impl SessionStore for MemoryStore {
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
         let now = now_millis();
         let last = self.last_purge.load(Ordering::Relaxed);
         if now - last >= PURGE_EVERY_MS
@@ -147,57 +232,78 @@ impl RefreshStore for MemoryStore {
         {
             self.purge_expired(now).await?;
         }
-        let mut families = lock(&self.families);
-        if families.contains_key(&family.id) {
-            return Err(StoreError::Conflict("family id"));
+        let mut sessions = lock(&self.sessions);
+        if sessions.contains_key(&session.id) {
+            return Err(StoreError::Conflict("session id"));
         }
-        families.insert(family.id.clone(), family.clone());
+        sessions.insert(session.id.clone(), session.clone());
         Ok(())
     }
 
-    async fn family(&self, id: &str) -> Result<Option<Family>, StoreError> {
-        Ok(lock(&self.families).get(id).cloned())
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        Ok(lock(&self.sessions).get(id).cloned())
     }
 
     async fn rotate(&self, rotation: Rotation<'_>) -> Result<bool, StoreError> {
-        let mut families = lock(&self.families);
-        match families.get_mut(rotation.family_id) {
-            Some(f) if !f.revoked && f.current_hash == *rotation.expected => {
-                f.current_hash = *rotation.next;
-                f.rotated_at = rotation.rotated_at;
-                f.expires_at = rotation.expires_at;
+        let mut sessions = lock(&self.sessions);
+        match sessions.get_mut(rotation.session_id) {
+            Some(s) if !s.revoked && s.current_hash == *rotation.expected => {
+                s.current_hash = *rotation.next;
+                s.rotated_at = rotation.rotated_at;
+                s.last_used_at = rotation.rotated_at;
+                s.expires_at = rotation.expires_at;
                 Ok(true)
             }
             _ => Ok(false),
         }
     }
 
-    async fn revoke_family(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(match lock(&self.families).get_mut(id) {
-            Some(f) if !f.revoked => {
-                f.revoked = true;
+    async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(match lock(&self.sessions).get_mut(id) {
+            Some(s) if !s.revoked => {
+                s.revoked = true;
                 true
             }
             _ => false,
         })
     }
 
-    async fn revoke_user_families(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
-        let mut families = lock(&self.families);
-        Ok(families
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        except: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut sessions = lock(&self.sessions);
+        let mut ids: Vec<String> = sessions
             .values_mut()
-            .filter(|f| f.user_id == user_id && !f.revoked)
-            .map(|f| {
-                f.revoked = true;
-                f.id.clone()
+            .filter(|s| s.user_id == user_id && !s.revoked && Some(s.id.as_str()) != except)
+            .map(|s| {
+                s.revoked = true;
+                s.id.clone()
             })
-            .collect())
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    async fn user_sessions(
+        &self,
+        user_id: &str,
+        now: UnixMillis,
+    ) -> Result<Vec<Session>, StoreError> {
+        let mut found: Vec<Session> = lock(&self.sessions)
+            .values()
+            .filter(|s| s.user_id == user_id && s.is_live(now))
+            .cloned()
+            .collect();
+        super::newest_first(&mut found);
+        Ok(found)
     }
 
     async fn purge_expired(&self, now: UnixMillis) -> Result<u64, StoreError> {
-        let mut families = lock(&self.families);
-        let before = families.len();
-        families.retain(|_, f| f.expires_at > now);
-        Ok((before - families.len()) as u64)
+        let mut sessions = lock(&self.sessions);
+        let before = sessions.len();
+        sessions.retain(|_, s| s.expires_at > now);
+        Ok((before - sessions.len()) as u64)
     }
 }

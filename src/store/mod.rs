@@ -1,26 +1,32 @@
-//! Storage traits and the records they hold.
+//! Where state lives: two small async traits, their records, and the stores.
 //!
-//! Two small async traits decouple the crate from where state lives:
+//! - [`UserStore`]: accounts, their password hashes, and the one-time codes
+//!   pending for them (one per user and [`CodePurpose`]);
+//! - [`SessionStore`]: sessions (one per sign-in) with the compare-and-swap
+//!   on their live refresh token that makes rotation safe under races.
 //!
-//! - [`UserStore`]: accounts, their password hashes and pending e-mail
-//!   verification codes;
-//! - [`RefreshStore`]: refresh-token families, with the compare-and-swap that
-//!   makes rotation safe under races (see [`crate::refresh`]).
+//! | store | users | sessions | rate limits | feature |
+//! |---|---|---|---|---|
+//! | [`MemoryStore`] | yes | yes | ([`MemoryRateLimiter`](crate::limits::MemoryRateLimiter)) | |
+//! | `SqliteStore` | yes | yes | yes | `sqlite` |
+//! | `PostgresStore` | yes | yes | yes | `postgres` |
+//! | `RedisStore` | | yes | yes | `redis` |
 //!
-//! Implementations: [`MemoryStore`] (both traits, for tests and single
-//! processes), `SqliteStore` and `PostgresStore` (both traits, behind the
-//! `sqlite` / `postgres` features) and `RedisStore` (refresh families and rate
-//! limits, behind `redis`). Every store passes the same conformance suite in
-//! `tests/store_conformance.rs`.
+//! Every store passes one conformance suite, which the crate ships behind
+//! the `testing` feature so that a store of your own can run it too (see
+//! `axum_authkit::testing`).
 //!
 //! Times are Unix milliseconds ([`UnixMillis`]) throughout, so every backend
-//! stores plain integers.
+//! stores plain integers. Secrets (refresh tokens, codes) reach a store only
+//! as hashes ([`SecretHash`]).
 
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -37,8 +43,8 @@ use async_trait::async_trait;
 /// Milliseconds since the Unix epoch.
 pub type UnixMillis = i64;
 
-/// SHA-256 of a secret (refresh token, verification code): stores never see
-/// the secret itself.
+/// A keyed or plain SHA-256 of a secret (refresh token, one-time code):
+/// stores never see the secret itself.
 pub type SecretHash = [u8; 32];
 
 /// Why a store operation failed.
@@ -51,7 +57,8 @@ pub enum StoreError {
     /// The record the operation needs does not exist.
     #[error("not found")]
     NotFound,
-    /// The backend could not be reached or failed; the operation may be retried.
+    /// The backend could not be reached, failed, or missed its deadline; the
+    /// operation may be retried.
     #[error("store unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -63,12 +70,11 @@ impl StoreError {
     }
 }
 
-/// The lookup key of an e-mail address: trimmed and lower-cased.
-///
-/// Stores enforce uniqueness on this key and look users up by it, so
-/// `Alice@Example.com` and `alice@example.com` are one account.
+/// The lookup key of an e-mail address, on which stores enforce uniqueness:
+/// the lower-cased local part and the IDNA (punycode) form of the domain, so
+/// `Alice@Bücher.example` and `alice@xn--bcher-kva.example` are one account.
 pub fn email_key(email: &str) -> String {
-    email.trim().to_lowercase()
+    crate::address::key_of(email)
 }
 
 /// A user account as stored.
@@ -82,7 +88,7 @@ pub struct User {
     pub name: String,
     /// Argon2id hash in PHC string format.
     pub password_hash: String,
-    /// Whether the address was confirmed with a verification code.
+    /// Whether the address was proven with a mailed code.
     pub email_verified: bool,
     /// A disabled user can neither sign in nor refresh.
     pub disabled: bool,
@@ -93,70 +99,150 @@ pub struct User {
 /// What [`UserStore::create_user`] needs.
 #[derive(Clone, Debug)]
 pub struct NewUser {
-    /// Trimmed address; uniqueness is on [`email_key`] of it.
+    /// The address as typed (trimmed).
     pub email: String,
+    /// Its [`email_key`]: the uniqueness and lookup key.
+    pub email_key: String,
     /// Trimmed display name.
     pub name: String,
     /// Argon2id PHC string.
     pub password_hash: String,
 }
 
-/// A pending e-mail verification code: only its hash is stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VerificationCode {
-    /// Keyed hash of the 6-digit code.
-    pub hash: SecretHash,
-    /// After this instant the code is refused with `code_expired`.
-    pub expires_at: UnixMillis,
-    /// Attempts counted so far (wrong or right).
-    pub attempts: u32,
+/// What a one-time code is for. A user has at most one pending code per
+/// purpose; a new one replaces it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CodePurpose {
+    /// Proving the account's address (`verify-email/`).
+    VerifyEmail,
+    /// Setting a new password without the old one (`password-reset/`).
+    ResetPassword,
+    /// Proving a new address before it replaces the old one (`change-email/`).
+    ChangeEmail,
 }
 
-/// Accounts: the pluggable user store behind the auth router.
+impl CodePurpose {
+    /// Every purpose.
+    pub const ALL: [CodePurpose; 3] = [
+        CodePurpose::VerifyEmail,
+        CodePurpose::ResetPassword,
+        CodePurpose::ChangeEmail,
+    ];
+
+    /// The stored name (`verify_email`, `reset_password`, `change_email`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodePurpose::VerifyEmail => "verify_email",
+            CodePurpose::ResetPassword => "reset_password",
+            CodePurpose::ChangeEmail => "change_email",
+        }
+    }
+
+    /// The purpose of a stored name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+}
+
+/// A pending one-time code: only its keyed hash is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Code {
+    /// Keyed hash of the 6-digit code (bound to the user and purpose).
+    pub hash: SecretHash,
+    /// From this instant the code is refused with `code_expired`.
+    pub expires_at: UnixMillis,
+    /// Tries counted so far (wrong or right).
+    pub attempts: u32,
+    /// [`CodePurpose::ChangeEmail`] only: the address the code was sent to.
+    pub new_email: Option<String>,
+}
+
+/// Accounts and their pending codes: the pluggable user store.
 ///
-/// Implement it over your own tables to keep users where your app keeps them.
-/// Every method maps backend failures to [`StoreError::Unavailable`].
+/// Implement it over your own tables to keep users where your app keeps them,
+/// and run the shipped conformance suite against it. Every method maps
+/// backend failures to [`StoreError::Unavailable`].
 #[async_trait]
 pub trait UserStore: Send + Sync + 'static {
     /// Creates a user with a fresh id. Fails with [`StoreError::Conflict`]
-    /// when another user has the same [`email_key`].
+    /// when another user has the same `email_key`.
     async fn create_user(&self, new: NewUser) -> Result<User, StoreError>;
 
-    /// Finds a user by e-mail, case-insensitively (by [`email_key`]).
-    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
+    /// Finds a user by [`email_key`].
+    async fn user_by_email(&self, key: &str) -> Result<Option<User>, StoreError>;
 
     /// Finds a user by id.
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
 
-    /// Replaces the password hash (used to upgrade Argon2 parameters).
+    /// Replaces the password hash.
     async fn set_password_hash(&self, id: &str, password_hash: &str) -> Result<(), StoreError>;
 
-    /// Marks the e-mail verified and deletes any pending code.
+    /// Marks the address verified.
     async fn mark_email_verified(&self, id: &str) -> Result<(), StoreError>;
-
-    /// Stores a verification code, replacing any previous one (attempts
-    /// start at `code.attempts`, normally 0).
-    async fn set_verification_code(
-        &self,
-        id: &str,
-        code: &VerificationCode,
-    ) -> Result<(), StoreError>;
-
-    /// The pending verification code, if any.
-    async fn verification_code(&self, id: &str) -> Result<Option<VerificationCode>, StoreError>;
-
-    /// Atomically adds one attempt to the pending code and returns the new
-    /// count; [`StoreError::NotFound`] when no code is pending.
-    async fn count_verification_attempt(&self, id: &str) -> Result<u32, StoreError>;
 
     /// Enables or disables a user.
     async fn set_disabled(&self, id: &str, disabled: bool) -> Result<(), StoreError>;
+
+    /// Replaces the address (and its key) and marks it verified. Fails with
+    /// [`StoreError::Conflict`] when another user has `key`, atomically with
+    /// respect to [`UserStore::create_user`].
+    async fn change_email(&self, id: &str, email: &str, key: &str) -> Result<(), StoreError>;
+
+    /// Deletes the user and its codes (and, in a store that also holds
+    /// sessions, its sessions), in one transaction where the backend has
+    /// them. Returns whether the user existed.
+    async fn delete_user(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Up to `limit` users whose address is still unverified and who were
+    /// created before `created_before`, oldest first.
+    async fn unverified_users(
+        &self,
+        created_before: UnixMillis,
+        limit: usize,
+    ) -> Result<Vec<User>, StoreError>;
+
+    /// [`UserStore::delete_user`], but only while the user is still
+    /// unverified and was created before `created_before` (checked in the
+    /// same statement, so a verification in between wins).
+    async fn delete_unverified_user(
+        &self,
+        id: &str,
+        created_before: UnixMillis,
+    ) -> Result<bool, StoreError>;
+
+    /// Stores the user's pending code for `purpose`, replacing any previous
+    /// one. [`StoreError::NotFound`] when the user does not exist.
+    async fn put_code(&self, user_id: &str, purpose: CodePurpose, code: &Code)
+    -> Result<(), StoreError>;
+
+    /// The pending code for `purpose`, if any.
+    async fn code(&self, user_id: &str, purpose: CodePurpose) -> Result<Option<Code>, StoreError>;
+
+    /// Atomically adds one try to the pending code and returns it as
+    /// updated; `None` when no code is pending. Under concurrent calls every
+    /// caller sees a different count.
+    async fn count_code_attempt(
+        &self,
+        user_id: &str,
+        purpose: CodePurpose,
+    ) -> Result<Option<Code>, StoreError>;
+
+    /// Atomically deletes the pending code if its hash is `hash`, and returns
+    /// it: of concurrent callers with the right code, exactly one gets it.
+    async fn take_code(
+        &self,
+        user_id: &str,
+        purpose: CodePurpose,
+        hash: &SecretHash,
+    ) -> Result<Option<Code>, StoreError>;
 }
 
-/// One sign-in: the chain of refresh tokens that rotation produces.
+/// One sign-in, as stored: the live refresh token's hash and what the
+/// session list shows.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Family {
-    /// Public identifier, also the access token's `sid` claim.
+pub struct Session {
+    /// Public identifier: the access token's `sid`.
     pub id: String,
     /// Owner.
     pub user_id: String,
@@ -164,54 +250,86 @@ pub struct Family {
     pub current_hash: SecretHash,
     /// When the live token replaced its predecessor (0: never rotated).
     pub rotated_at: UnixMillis,
-    /// Start of the sign-in; bounds the absolute lifetime.
+    /// The sign-in; bounds the absolute lifetime.
     pub created_at: UnixMillis,
+    /// The last refresh (the sign-in until the first one).
+    pub last_used_at: UnixMillis,
     /// The live token is refused from this instant; stores may delete the
-    /// family once it has passed.
+    /// session once it has passed.
     pub expires_at: UnixMillis,
-    /// Revoked families refuse every token.
+    /// Revoked sessions refuse every token.
     pub revoked: bool,
+    /// The client's `User-Agent` at sign-in (truncated, controls removed).
+    pub user_agent: Option<String>,
+    /// The client address at sign-in.
+    pub ip: Option<String>,
 }
 
-/// A compare-and-swap on a family's live token.
+impl Session {
+    /// Whether the session can still refresh at `now`.
+    pub fn is_live(&self, now: UnixMillis) -> bool {
+        !self.revoked && now < self.expires_at
+    }
+}
+
+/// A compare-and-swap on a session's live refresh token.
 #[derive(Clone, Copy, Debug)]
 pub struct Rotation<'a> {
-    /// Family to rotate.
-    pub family_id: &'a str,
+    /// The session to rotate.
+    pub session_id: &'a str,
     /// The hash that must still be live for the swap to happen.
     pub expected: &'a SecretHash,
     /// The successor's hash.
     pub next: &'a SecretHash,
-    /// Now; becomes `rotated_at`.
+    /// Now; becomes `rotated_at` and `last_used_at`.
     pub rotated_at: UnixMillis,
     /// New `expires_at`.
     pub expires_at: UnixMillis,
 }
 
-/// Refresh-token families: sign-ins and their rotation.
+/// Sessions and the rotation of their refresh tokens.
 ///
-/// The whole reuse-detection protocol lives in [`crate::refresh`]; a store
-/// only has to make [`RefreshStore::rotate`] an atomic compare-and-swap.
+/// The reuse-detection protocol lives in the crate; a store only has to make
+/// [`SessionStore::rotate`] an atomic compare-and-swap.
 #[async_trait]
-pub trait RefreshStore: Send + Sync + 'static {
-    /// Stores a new family.
-    async fn create_family(&self, family: &Family) -> Result<(), StoreError>;
+pub trait SessionStore: Send + Sync + 'static {
+    /// Stores a new session. [`StoreError::Conflict`] when the id is taken.
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError>;
 
-    /// Loads a family by id (revoked and expired ones included, until purged).
-    async fn family(&self, id: &str) -> Result<Option<Family>, StoreError>;
+    /// Loads a session by id (revoked and expired ones included, until purged).
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError>;
 
     /// Atomically replaces the live hash when it still equals
-    /// `rotation.expected` and the family is not revoked; returns whether the
-    /// swap happened. Under any interleaving at most one caller wins.
+    /// `rotation.expected` and the session is not revoked; returns whether
+    /// the swap happened. Under any interleaving at most one caller wins.
     async fn rotate(&self, rotation: Rotation<'_>) -> Result<bool, StoreError>;
 
-    /// Revokes one family; returns whether it was live.
-    async fn revoke_family(&self, id: &str) -> Result<bool, StoreError>;
+    /// Revokes one session; returns whether it was live.
+    async fn revoke_session(&self, id: &str) -> Result<bool, StoreError>;
 
-    /// Revokes every live family of a user; returns their ids.
-    async fn revoke_user_families(&self, user_id: &str) -> Result<Vec<String>, StoreError>;
+    /// Revokes every live session of a user except `except`; returns the ids
+    /// revoked.
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        except: Option<&str>,
+    ) -> Result<Vec<String>, StoreError>;
 
-    /// Deletes families whose `expires_at` is at or before `now`; returns how
-    /// many went. (Stores with native expiry may return 0.)
+    /// The user's live sessions at `now` (not revoked, not expired), newest
+    /// first.
+    async fn user_sessions(
+        &self,
+        user_id: &str,
+        now: UnixMillis,
+    ) -> Result<Vec<Session>, StoreError>;
+
+    /// Deletes sessions whose `expires_at` is at or before `now`; returns
+    /// how many went. (Stores with native expiry may return 0.)
     async fn purge_expired(&self, now: UnixMillis) -> Result<u64, StoreError>;
+}
+
+/// The order of [`SessionStore::user_sessions`]: newest sign-in first, ties
+/// by id.
+pub(crate) fn newest_first(sessions: &mut [Session]) {
+    sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
 }

@@ -1,35 +1,32 @@
-//! [`PostgresStore`]: users and refresh-token families in PostgreSQL, through
-//! sqlx.
+//! [`PostgresStore`]: users, codes and sessions in PostgreSQL, through sqlx.
 //!
-//! Two tables, `authkit_users` and `authkit_refresh_families`, are created by
-//! the embedded migrations in `migrations/postgres` ([`PostgresStore::migrate`]).
-//! Every write is a single statement; [`RefreshStore::rotate`] is one
-//! conditional `UPDATE`, so under READ COMMITTED concurrent rotations of a
-//! family queue on its row lock and at most one of them matches the expected
-//! hash.
+//! The tables come from the embedded migrations ([`PostgresStore::migrate`]).
+//! The SQL is shared with SQLite (see `sql.rs`): every write is one statement
+//! or one transaction; a rotation is one conditional `UPDATE`, so under READ
+//! COMMITTED concurrent rotations of a session queue on its row lock and at
+//! most one of them matches the expected hash.
+//!
+//! A stalled server cannot hang a request: every call has a client-side
+//! deadline, and the connections of [`PostgresStore::connect`] also ask the
+//! server for a `statement_timeout` of the same length.
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::{
-    Family, NewUser, RefreshStore, Rotation, SecretHash, StoreError, UnixMillis, User, UserStore,
-    VerificationCode, email_key,
-};
-use crate::time::now_millis;
+use super::StoreError;
 
 /// How long a call waits for a pooled connection (default of [`PostgresStore::connect`]).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Pool size (default of [`PostgresStore::connect`]).
 const MAX_CONNECTIONS: u32 = 16;
+/// The longest any call may take, the wait for a connection included; also
+/// the server-side `statement_timeout`.
+const DEADLINE: Duration = Duration::from_secs(5);
 
-const USER_COLUMNS: &str = "id, email, name, password_hash, email_verified, disabled, created_at";
-const FAMILY_COLUMNS: &str =
-    "id, user_id, current_hash, rotated_at, created_at, expires_at, revoked";
-
-/// A [`UserStore`] and [`RefreshStore`] over a PostgreSQL database.
+/// A [`UserStore`](super::UserStore), [`SessionStore`](super::SessionStore)
+/// and [`RateLimiter`](crate::limits::RateLimiter) over a PostgreSQL database.
 ///
 /// Cloning is cheap: clones share one connection pool. Call
 /// [`PostgresStore::migrate`] once before use to create the tables.
@@ -46,29 +43,44 @@ const FAMILY_COLUMNS: &str =
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
     pool: PgPool,
+    deadline: Duration,
 }
 
 impl PostgresStore {
     /// Connects to `url` (e.g. `postgres://user:pass@host/db`) with a pool of
-    /// at most 16 connections and a 3 s acquire timeout.
+    /// at most 16 connections, a 3 s acquire timeout, and a 5 s deadline on
+    /// every call (sent to the server as `statement_timeout` too).
     ///
     /// Fails with [`StoreError::Unavailable`] when the URL is invalid or the
     /// server cannot be reached.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url).map_err(StoreError::unavailable)?;
+        let options = Self::options(url)?;
         Self::connect_with(options, Self::pool_options()).await
     }
 
-    /// Connects with explicit connection and pool options.
+    /// Connects with explicit connection and pool options (no server-side
+    /// timeout is added to `options`).
     pub async fn connect_with(
         options: PgConnectOptions,
         pool: PgPoolOptions,
     ) -> Result<Self, StoreError> {
-        let pool = pool
-            .connect_with(options)
-            .await
-            .map_err(StoreError::unavailable)?;
-        Ok(Self { pool })
+        let pool = within(DEADLINE, pool.connect_with(options)).await?;
+        Ok(Self::from_pool(pool))
+    }
+
+    /// Sets the longest time any single call may take (default 5 s); past it
+    /// the call fails with [`StoreError::Unavailable`]. (The server-side
+    /// `statement_timeout` of [`PostgresStore::connect`] stays 5 s.)
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    fn options(url: &str) -> Result<PgConnectOptions, StoreError> {
+        let timeout = format!("{}ms", DEADLINE.as_millis());
+        Ok(PgConnectOptions::from_str(url)
+            .map_err(StoreError::unavailable)?
+            .options([("statement_timeout", timeout.as_str())]))
     }
 
     /// Connects like [`PostgresStore::connect`], but keeps everything in
@@ -79,11 +91,10 @@ impl PostgresStore {
     ///
     /// `schema` must be 1 to 63 characters of `[a-z0-9_]` and must not start
     /// with `pg_`; otherwise this fails with [`StoreError::Unavailable`].
+    #[cfg(feature = "testing")]
     pub async fn connect_in_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
         let schema = checked_schema(schema)?;
-        let options = PgConnectOptions::from_str(url)
-            .map_err(StoreError::unavailable)?
-            .options([("search_path", schema)]);
+        let options = Self::options(url)?.options([("search_path", schema)]);
         let store = Self::connect_with(options, Self::pool_options()).await?;
         match sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
             .execute(&store.pool)
@@ -101,6 +112,7 @@ impl PostgresStore {
     /// the clean-up for [`PostgresStore::connect_in_schema`].
     ///
     /// `schema` is validated as there.
+    #[cfg(feature = "testing")]
     pub async fn drop_schema(&self, schema: &str) -> Result<(), StoreError> {
         let schema = checked_schema(schema)?;
         sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
@@ -112,7 +124,10 @@ impl PostgresStore {
 
     /// Wraps an existing pool as is.
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            deadline: DEADLINE,
+        }
     }
 
     /// The underlying connection pool.
@@ -142,8 +157,16 @@ impl PostgresStore {
     }
 }
 
+async fn within<T>(
+    deadline: Duration,
+    fut: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, StoreError> {
+    super::sql::within(deadline, fut, StoreError::unavailable).await
+}
+
 /// Accepts a schema name that needs no quoting beyond `"..."`: 1 to 63
 /// characters of `[a-z0-9_]`, not `pg_`-prefixed (reserved by PostgreSQL).
+#[cfg(feature = "testing")]
 fn checked_schema(schema: &str) -> Result<&str, StoreError> {
     let valid = !schema.is_empty()
         && schema.len() <= 63
@@ -160,317 +183,4 @@ fn checked_schema(schema: &str) -> Result<&str, StoreError> {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct UserRow {
-    id: String,
-    email: String,
-    name: String,
-    password_hash: String,
-    email_verified: bool,
-    disabled: bool,
-    created_at: i64,
-}
-
-impl From<UserRow> for User {
-    fn from(row: UserRow) -> Self {
-        User {
-            id: row.id,
-            email: row.email,
-            name: row.name,
-            password_hash: row.password_hash,
-            email_verified: row.email_verified,
-            disabled: row.disabled,
-            created_at: row.created_at,
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct CodeRow {
-    code_hash: Option<Vec<u8>>,
-    code_expires_at: Option<i64>,
-    code_attempts: Option<i64>,
-}
-
-impl CodeRow {
-    fn into_code(self) -> Result<Option<VerificationCode>, StoreError> {
-        match (self.code_hash, self.code_expires_at, self.code_attempts) {
-            (None, None, None) => Ok(None),
-            (Some(hash), Some(expires_at), Some(attempts)) => Ok(Some(VerificationCode {
-                hash: to_hash(hash)?,
-                expires_at,
-                attempts: to_attempts(attempts)?,
-            })),
-            _ => Err(StoreError::unavailable(
-                "corrupt verification code: columns partly NULL",
-            )),
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct FamilyRow {
-    id: String,
-    user_id: String,
-    current_hash: Vec<u8>,
-    rotated_at: i64,
-    created_at: i64,
-    expires_at: i64,
-    revoked: bool,
-}
-
-impl TryFrom<FamilyRow> for Family {
-    type Error = StoreError;
-
-    fn try_from(row: FamilyRow) -> Result<Self, StoreError> {
-        Ok(Family {
-            id: row.id,
-            user_id: row.user_id,
-            current_hash: to_hash(row.current_hash)?,
-            rotated_at: row.rotated_at,
-            created_at: row.created_at,
-            expires_at: row.expires_at,
-            revoked: row.revoked,
-        })
-    }
-}
-
-fn to_hash(bytes: Vec<u8>) -> Result<SecretHash, StoreError> {
-    SecretHash::try_from(bytes).map_err(|bytes| {
-        StoreError::unavailable(format!(
-            "corrupt stored hash: {} bytes, expected 32",
-            bytes.len()
-        ))
-    })
-}
-
-fn to_attempts(attempts: i64) -> Result<u32, StoreError> {
-    u32::try_from(attempts)
-        .map_err(|_| StoreError::unavailable(format!("corrupt attempt count: {attempts}")))
-}
-
-/// A unique violation becomes [`StoreError::Conflict`], anything else
-/// [`StoreError::Unavailable`].
-fn conflict_or_unavailable(err: sqlx::Error, what: &'static str) -> StoreError {
-    match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
-        _ => StoreError::unavailable(err),
-    }
-}
-
-fn found(rows_affected: u64) -> Result<(), StoreError> {
-    if rows_affected == 0 {
-        Err(StoreError::NotFound)
-    } else {
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl UserStore for PostgresStore {
-    async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
-        let user = User {
-            id: uuid::Uuid::new_v4().to_string(),
-            email_verified: false,
-            disabled: false,
-            created_at: now_millis(),
-            email: new.email,
-            name: new.name,
-            password_hash: new.password_hash,
-        };
-        sqlx::query(
-            "INSERT INTO authkit_users \
-             (id, email, email_key, name, password_hash, email_verified, disabled, created_at) \
-             VALUES ($1, $2, $3, $4, $5, FALSE, FALSE, $6)",
-        )
-        .bind(&user.id)
-        .bind(&user.email)
-        .bind(email_key(&user.email))
-        .bind(&user.name)
-        .bind(&user.password_hash)
-        .bind(user.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(|err| conflict_or_unavailable(err, "email"))?;
-        Ok(user)
-    }
-
-    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
-        let row: Option<UserRow> = sqlx::query_as(&format!(
-            "SELECT {USER_COLUMNS} FROM authkit_users WHERE email_key = $1"
-        ))
-        .bind(email_key(email))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::unavailable)?;
-        Ok(row.map(User::from))
-    }
-
-    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
-        let row: Option<UserRow> = sqlx::query_as(&format!(
-            "SELECT {USER_COLUMNS} FROM authkit_users WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::unavailable)?;
-        Ok(row.map(User::from))
-    }
-
-    async fn set_password_hash(&self, id: &str, password_hash: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE authkit_users SET password_hash = $1 WHERE id = $2")
-            .bind(password_hash)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::unavailable)?;
-        found(done.rows_affected())
-    }
-
-    async fn mark_email_verified(&self, id: &str) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE authkit_users SET email_verified = TRUE, \
-             code_hash = NULL, code_expires_at = NULL, code_attempts = NULL \
-             WHERE id = $1",
-        )
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::unavailable)?;
-        found(done.rows_affected())
-    }
-
-    async fn set_verification_code(
-        &self,
-        id: &str,
-        code: &VerificationCode,
-    ) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE authkit_users SET code_hash = $1, code_expires_at = $2, code_attempts = $3 \
-             WHERE id = $4",
-        )
-        .bind(&code.hash[..])
-        .bind(code.expires_at)
-        .bind(i64::from(code.attempts))
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::unavailable)?;
-        found(done.rows_affected())
-    }
-
-    async fn verification_code(&self, id: &str) -> Result<Option<VerificationCode>, StoreError> {
-        let row: Option<CodeRow> = sqlx::query_as(
-            "SELECT code_hash, code_expires_at, code_attempts FROM authkit_users WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::unavailable)?;
-        match row {
-            Some(row) => row.into_code(),
-            None => Ok(None),
-        }
-    }
-
-    async fn count_verification_attempt(&self, id: &str) -> Result<u32, StoreError> {
-        let attempts: Option<i64> = sqlx::query_scalar(
-            "UPDATE authkit_users SET code_attempts = code_attempts + 1 \
-             WHERE id = $1 AND code_hash IS NOT NULL RETURNING code_attempts",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::unavailable)?;
-        to_attempts(attempts.ok_or(StoreError::NotFound)?)
-    }
-
-    async fn set_disabled(&self, id: &str, disabled: bool) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE authkit_users SET disabled = $1 WHERE id = $2")
-            .bind(disabled)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::unavailable)?;
-        found(done.rows_affected())
-    }
-}
-
-#[async_trait]
-impl RefreshStore for PostgresStore {
-    async fn create_family(&self, family: &Family) -> Result<(), StoreError> {
-        sqlx::query(&format!(
-            "INSERT INTO authkit_refresh_families ({FAMILY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        ))
-        .bind(&family.id)
-        .bind(&family.user_id)
-        .bind(&family.current_hash[..])
-        .bind(family.rotated_at)
-        .bind(family.created_at)
-        .bind(family.expires_at)
-        .bind(family.revoked)
-        .execute(&self.pool)
-        .await
-        .map_err(|err| conflict_or_unavailable(err, "family"))?;
-        Ok(())
-    }
-
-    async fn family(&self, id: &str) -> Result<Option<Family>, StoreError> {
-        let row: Option<FamilyRow> = sqlx::query_as(&format!(
-            "SELECT {FAMILY_COLUMNS} FROM authkit_refresh_families WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::unavailable)?;
-        row.map(Family::try_from).transpose()
-    }
-
-    async fn rotate(&self, rotation: Rotation<'_>) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE authkit_refresh_families \
-             SET current_hash = $1, rotated_at = $2, expires_at = $3 \
-             WHERE id = $4 AND current_hash = $5 AND NOT revoked",
-        )
-        .bind(&rotation.next[..])
-        .bind(rotation.rotated_at)
-        .bind(rotation.expires_at)
-        .bind(rotation.family_id)
-        .bind(&rotation.expected[..])
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::unavailable)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn revoke_family(&self, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE authkit_refresh_families SET revoked = TRUE WHERE id = $1 AND NOT revoked",
-        )
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::unavailable)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn revoke_user_families(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar(
-            "UPDATE authkit_refresh_families SET revoked = TRUE \
-             WHERE user_id = $1 AND NOT revoked RETURNING id",
-        )
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::unavailable)
-    }
-
-    async fn purge_expired(&self, now: UnixMillis) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM authkit_refresh_families WHERE expires_at <= $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::unavailable)?;
-        Ok(done.rows_affected())
-    }
-}
+super::sql::sql_store!(PostgresStore);

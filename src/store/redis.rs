@@ -1,5 +1,6 @@
-//! Redis backend: refresh-token families ([`RefreshStore`]) and shared
-//! fixed-window rate limits ([`RateLimiter`]).
+//! Redis backend: sessions ([`SessionStore`]) and shared fixed-window rate
+//! limits (its [`RateLimiter`](crate::limits::RateLimiter) lives in
+//! `limits/redis.rs`).
 //!
 //! Every key starts with a configurable prefix and carries a TTL, so Redis
 //! expiry replaces purging. Compare-and-swap steps run as Lua scripts, which
@@ -8,10 +9,11 @@
 //!
 //! Key layout (`{p}` is the prefix):
 //!
-//! - `{p}fam:{family_id}`: hash with `user`, `cur` (32 raw bytes), `rot`,
-//!   `created`, `exp` (Unix ms) and `revoked` (`0`/`1`); expires at `exp`;
-//! - `{p}user:{user_id}`: set of the user's family ids; expires at the latest
-//!   `exp` of its families;
+//! - `{p}fam:{session_id}`: hash with `user`, `cur` (32 raw bytes), `rot`,
+//!   `created`, `used`, `exp` (Unix ms), `revoked` (`0`/`1`), and `ua` and
+//!   `ip` when known; expires at `exp`;
+//! - `{p}user:{user_id}`: set of the user's session ids; expires at the latest
+//!   `exp` of its sessions;
 //! - `{p}rl:{key}`: rate-limit counter; expires when its window ends.
 
 use std::future::Future;
@@ -22,12 +24,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, RedisResult, Script};
 use async_trait::async_trait;
 
-use crate::rate_limit::{Decision, Limit, RateLimiter};
-use crate::store::{Family, RefreshStore, Rotation, StoreError, UnixMillis};
-
-/// Longest rate-limit window sent to Redis (about 285 years), far below the
-/// point where Redis rejects an expire time as out of range.
-const MAX_WINDOW_MS: u64 = 1 << 53;
+use crate::store::{Rotation, Session, SessionStore, StoreError, UnixMillis};
 
 /// Shared Lua helper: makes `key` live at least until `at` (a Unix-ms string).
 const EXTEND_FN: &str = r#"
@@ -43,17 +40,20 @@ local function extend(key, at)
 end
 "#;
 
-/// KEYS: family, user set. ARGV: id, user, cur, rot, created, exp, revoked,
-/// family-key prefix. Returns 0 when the id is taken, else 1.
+/// KEYS: session, user set. ARGV: id, user, cur, rot, created, exp, revoked,
+/// session-key prefix, used, ua, ip ('' when unknown). Returns 0 when the id
+/// is taken, else 1.
 static CREATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'user', ARGV[2], 'cur', ARGV[3], 'rot', ARGV[4],
-  'created', ARGV[5], 'exp', ARGV[6], 'revoked', ARGV[7])
+  'created', ARGV[5], 'exp', ARGV[6], 'revoked', ARGV[7], 'used', ARGV[9])
+if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'ua', ARGV[10]) end
+if ARGV[11] ~= '' then redis.call('HSET', KEYS[1], 'ip', ARGV[11]) end
 redis.call('PEXPIREAT', KEYS[1], ARGV[6])
 redis.call('SADD', KEYS[2], ARGV[1])
--- Drop ids of families that are gone; expire the set with the latest family.
+-- Drop ids of sessions that are gone; expire the set with the latest session.
 local max_s, max_n = nil, nil
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local exp = redis.call('HGET', ARGV[8] .. id, 'exp')
@@ -70,14 +70,14 @@ return 1
     )
 });
 
-/// KEYS: family. ARGV: expected, next, rotated_at, expires_at, user-set
-/// prefix, family id. Returns 1 when the swap happened, else 0.
+/// KEYS: session. ARGV: expected, next, rotated_at, expires_at, user-set
+/// prefix, session id. Returns 1 when the swap happened, else 0.
 static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r#"{EXTEND_FN}
 local f = redis.call('HMGET', KEYS[1], 'cur', 'revoked', 'user')
 if f[1] ~= ARGV[1] or f[2] ~= '0' then return 0 end
-redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'rot', ARGV[3], 'exp', ARGV[4])
+redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'rot', ARGV[3], 'used', ARGV[3], 'exp', ARGV[4])
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 if f[3] and redis.call('EXISTS', KEYS[1]) == 1 then
   local set = ARGV[5] .. f[3]
@@ -89,7 +89,7 @@ return 1
     ))
 });
 
-/// KEYS: family. Returns 1 when the family was live (and is now revoked).
+/// KEYS: session. Returns 1 when the session was live (and is now revoked).
 static REVOKE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -102,7 +102,8 @@ return 0
     )
 });
 
-/// KEYS: user set. ARGV: family-key prefix, user id. Returns the ids revoked.
+/// KEYS: user set. ARGV: session-key prefix, user id, id to keep ('' for
+/// none). Returns the ids revoked.
 static REVOKE_USER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -112,7 +113,7 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local f = redis.call('HMGET', key, 'user', 'revoked')
   if not f[1] then
     redis.call('SREM', KEYS[1], id)
-  elseif f[1] == ARGV[2] and f[2] == '0' then
+  elseif f[1] == ARGV[2] and f[2] == '0' and id ~= ARGV[3] then
     redis.call('HSET', key, 'revoked', '1')
     out[#out + 1] = id
   end
@@ -122,35 +123,7 @@ return out
     )
 });
 
-/// KEYS: counter. ARGV: window ms. Returns {count, pttl} after counting.
-static HIT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local c = redis.call('INCR', KEYS[1])
-local t = redis.call('PTTL', KEYS[1])
-if c == 1 or t < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  t = tonumber(ARGV[1])
-end
-return {c, t}
-"#,
-    )
-});
-
-/// KEYS: counter. Returns {count, pttl}; {0, -2} when the key is absent.
-static PEEK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local c = redis.call('GET', KEYS[1])
-if not c then return {0, -2} end
-local n = tonumber(c)
-if not n then return redis.error_reply('ERR rate-limit counter is not a number') end
-return {n, redis.call('PTTL', KEYS[1])}
-"#,
-    )
-});
-
-/// Refresh families and rate limits in Redis, shared by every app instance
+/// Sessions and rate limits in Redis, shared by every app instance
 /// that uses the same server and prefix.
 ///
 /// Cloning is cheap: clones share one auto-reconnecting connection. Every
@@ -233,7 +206,7 @@ impl RedisStore {
         &self.prefix
     }
 
-    fn family_key(&self, id: &str) -> String {
+    fn session_key(&self, id: &str) -> String {
         format!("{}fam:{id}", self.prefix)
     }
 
@@ -241,11 +214,20 @@ impl RedisStore {
         format!("{}user:{user_id}", self.prefix)
     }
 
-    fn limit_key(&self, key: &str) -> String {
+    pub(crate) fn limit_key(&self, key: &str) -> String {
         format!("{}rl:{key}", self.prefix)
     }
 
-    async fn run<T>(&self, fut: impl Future<Output = RedisResult<T>>) -> Result<T, StoreError> {
+    /// A handle on the shared connection.
+    pub(crate) fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Runs one call under the store's deadline.
+    pub(crate) async fn run<T>(
+        &self,
+        fut: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, StoreError> {
         within(self.deadline, fut).await
     }
 }
@@ -267,8 +249,13 @@ async fn within<T>(
 }
 
 fn corrupt(id: &str, what: &str) -> StoreError {
-    StoreError::unavailable(format!("corrupt redis record for family {id:?}: {what}"))
+    StoreError::unavailable(format!("corrupt redis record for session {id:?}: {what}"))
 }
+
+/// The fields [`decode_session`] reads, in its order.
+const SESSION_FIELDS: [&str; 9] = [
+    "user", "cur", "rot", "created", "exp", "revoked", "used", "ua", "ip",
+];
 
 fn parse_int(id: &str, field: &str, raw: &[u8]) -> Result<i64, StoreError> {
     std::str::from_utf8(raw)
@@ -277,18 +264,19 @@ fn parse_int(id: &str, field: &str, raw: &[u8]) -> Result<i64, StoreError> {
         .ok_or_else(|| corrupt(id, &format!("`{field}` is not an integer")))
 }
 
-fn decode_family(id: &str, fields: Vec<Option<Vec<u8>>>) -> Result<Option<Family>, StoreError> {
+fn decode_session(id: &str, fields: Vec<Option<Vec<u8>>>) -> Result<Option<Session>, StoreError> {
     if fields.iter().all(Option::is_none) {
         return Ok(None);
     }
-    let [user, cur, rot, created, exp, revoked]: [Option<Vec<u8>>; 6] = fields
+    let [user, cur, rot, created, exp, revoked, used, ua, ip]: [Option<Vec<u8>>; 9] = fields
         .try_into()
         .map_err(|_| corrupt(id, "unexpected HMGET reply"))?;
     let field = |name: &str, value: Option<Vec<u8>>| {
         value.ok_or_else(|| corrupt(id, &format!("missing `{name}`")))
     };
-    let user =
-        String::from_utf8(field("user", user)?).map_err(|_| corrupt(id, "`user` is not UTF-8"))?;
+    let text = |name: &str, value: Vec<u8>| {
+        String::from_utf8(value).map_err(|_| corrupt(id, &format!("`{name}` is not UTF-8")))
+    };
     let current_hash: [u8; 32] = field("cur", cur)?
         .try_into()
         .map_err(|_| corrupt(id, "`cur` is not 32 bytes"))?;
@@ -297,75 +285,68 @@ fn decode_family(id: &str, fields: Vec<Option<Vec<u8>>>) -> Result<Option<Family
         b"1" => true,
         _ => return Err(corrupt(id, "`revoked` is not 0 or 1")),
     };
-    Ok(Some(Family {
+    let rotated_at = parse_int(id, "rot", &field("rot", rot)?)?;
+    let created_at = parse_int(id, "created", &field("created", created)?)?;
+    // Sessions written before `used` existed: their last rotation or start.
+    let last_used_at = match used {
+        Some(raw) => parse_int(id, "used", &raw)?,
+        None => created_at.max(rotated_at),
+    };
+    Ok(Some(Session {
         id: id.to_owned(),
-        user_id: user,
+        user_id: text("user", field("user", user)?)?,
         current_hash,
-        rotated_at: parse_int(id, "rot", &field("rot", rot)?)?,
-        created_at: parse_int(id, "created", &field("created", created)?)?,
+        rotated_at,
+        created_at,
+        last_used_at,
         expires_at: parse_int(id, "exp", &field("exp", exp)?)?,
         revoked,
+        user_agent: ua.map(|v| text("ua", v)).transpose()?,
+        ip: ip.map(|v| text("ip", v)).transpose()?,
     }))
 }
 
-fn decision(count: i64, limit: Limit, ttl: Duration, peek: bool) -> Decision {
-    Decision::from_count(
-        u32::try_from(count.max(0)).unwrap_or(u32::MAX),
-        limit,
-        ttl,
-        peek,
-    )
-}
-
-fn window_ms(limit: Limit) -> u64 {
-    let ms = limit.window.as_nanos().div_ceil(1_000_000);
-    u64::try_from(ms)
-        .unwrap_or(MAX_WINDOW_MS)
-        .min(MAX_WINDOW_MS)
-}
-
-fn millis(ms: i64) -> Duration {
-    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
-}
-
 #[async_trait]
-impl RefreshStore for RedisStore {
-    async fn create_family(&self, family: &Family) -> Result<(), StoreError> {
+impl SessionStore for RedisStore {
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let created: i64 = self
             .run(
                 CREATE
-                    .key(self.family_key(&family.id))
-                    .key(self.user_key(&family.user_id))
-                    .arg(&family.id)
-                    .arg(&family.user_id)
-                    .arg(&family.current_hash[..])
-                    .arg(family.rotated_at)
-                    .arg(family.created_at)
-                    .arg(family.expires_at)
-                    .arg(if family.revoked { "1" } else { "0" })
-                    .arg(self.family_key(""))
+                    .key(self.session_key(&session.id))
+                    .key(self.user_key(&session.user_id))
+                    .arg(&session.id)
+                    .arg(&session.user_id)
+                    .arg(&session.current_hash[..])
+                    .arg(session.rotated_at)
+                    .arg(session.created_at)
+                    .arg(session.expires_at)
+                    .arg(if session.revoked { "1" } else { "0" })
+                    .arg(self.session_key(""))
+                    .arg(session.last_used_at)
+                    .arg(session.user_agent.as_deref().unwrap_or(""))
+                    .arg(session.ip.as_deref().unwrap_or(""))
                     .invoke_async(&mut conn),
             )
             .await?;
         if created == 1 {
             Ok(())
         } else {
-            Err(StoreError::Conflict("family id already exists"))
+            Err(StoreError::Conflict("session id"))
         }
     }
 
-    async fn family(&self, id: &str) -> Result<Option<Family>, StoreError> {
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
         let mut conn = self.conn.clone();
         let fields: Vec<Option<Vec<u8>>> = self
             .run(
                 ::redis::cmd("HMGET")
-                    .arg(self.family_key(id))
-                    .arg(&["user", "cur", "rot", "created", "exp", "revoked"])
+                    .arg(self.session_key(id))
+                    .arg(&SESSION_FIELDS)
                     .query_async(&mut conn),
             )
             .await?;
-        decode_family(id, fields)
+        decode_session(id, fields)
     }
 
     async fn rotate(&self, rotation: Rotation<'_>) -> Result<bool, StoreError> {
@@ -373,35 +354,40 @@ impl RefreshStore for RedisStore {
         let swapped: i64 = self
             .run(
                 ROTATE
-                    .key(self.family_key(rotation.family_id))
+                    .key(self.session_key(rotation.session_id))
                     .arg(&rotation.expected[..])
                     .arg(&rotation.next[..])
                     .arg(rotation.rotated_at)
                     .arg(rotation.expires_at)
                     .arg(self.user_key(""))
-                    .arg(rotation.family_id)
+                    .arg(rotation.session_id)
                     .invoke_async(&mut conn),
             )
             .await?;
         Ok(swapped == 1)
     }
 
-    async fn revoke_family(&self, id: &str) -> Result<bool, StoreError> {
+    async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
         let was_live: i64 = self
-            .run(REVOKE.key(self.family_key(id)).invoke_async(&mut conn))
+            .run(REVOKE.key(self.session_key(id)).invoke_async(&mut conn))
             .await?;
         Ok(was_live == 1)
     }
 
-    async fn revoke_user_families(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        except: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn.clone();
         let mut ids: Vec<String> = self
             .run(
                 REVOKE_USER
                     .key(self.user_key(user_id))
-                    .arg(self.family_key(""))
+                    .arg(self.session_key(""))
                     .arg(user_id)
+                    .arg(except.unwrap_or(""))
                     .invoke_async(&mut conn),
             )
             .await?;
@@ -409,48 +395,34 @@ impl RefreshStore for RedisStore {
         Ok(ids)
     }
 
-    async fn purge_expired(&self, _now: UnixMillis) -> Result<u64, StoreError> {
-        // Every key expires with its family: Redis purges on its own.
-        Ok(0)
-    }
-}
-
-#[async_trait]
-impl RateLimiter for RedisStore {
-    async fn hit(&self, key: &str, limit: Limit) -> Result<Decision, StoreError> {
+    async fn user_sessions(
+        &self,
+        user_id: &str,
+        now: UnixMillis,
+    ) -> Result<Vec<Session>, StoreError> {
         let mut conn = self.conn.clone();
-        let (count, ttl): (i64, i64) = self
+        let ids: Vec<String> = self
             .run(
-                HIT.key(self.limit_key(key))
-                    .arg(window_ms(limit))
-                    .invoke_async(&mut conn),
+                ::redis::cmd("SMEMBERS")
+                    .arg(self.user_key(user_id))
+                    .query_async(&mut conn),
             )
             .await?;
-        Ok(decision(count, limit, millis(ttl), false))
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(session) = self.session(&id).await?
+                && session.user_id == user_id
+                && session.is_live(now)
+            {
+                found.push(session);
+            }
+        }
+        crate::store::newest_first(&mut found);
+        Ok(found)
     }
 
-    async fn peek(&self, key: &str, limit: Limit) -> Result<Decision, StoreError> {
-        let mut conn = self.conn.clone();
-        let (count, ttl): (i64, i64) = self
-            .run(PEEK.key(self.limit_key(key)).invoke_async(&mut conn))
-            .await?;
-        let ttl = match ttl {
-            -2 => return Ok(decision(0, limit, limit.window, true)),
-            // A counter without TTL (never written by this store) reads as a
-            // fresh window; the next `hit` repairs it.
-            -1 => limit.window,
-            ms => millis(ms),
-        };
-        Ok(decision(count, limit, ttl, true))
-    }
-
-    async fn reset(&self, key: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        self.run(
-            ::redis::cmd("DEL")
-                .arg(self.limit_key(key))
-                .exec_async(&mut conn),
-        )
-        .await
+    async fn purge_expired(&self, _now: UnixMillis) -> Result<u64, StoreError> {
+        // Every key expires with its session: Redis purges on its own.
+        Ok(0)
     }
 }

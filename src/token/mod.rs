@@ -1,6 +1,7 @@
-//! Access token in, claims out: the RFC 8725 checks, with no HTTP in sight.
+//! Access tokens: verification (the RFC 8725 checks, with no HTTP in sight),
+//! minting, and the verified-token cache.
 //!
-//! The steps, each a distinct [`TokenError`]:
+//! The steps of a check, each a distinct [`TokenError`]:
 //!
 //! 1. size cap (default 8 KiB), then exactly three base64url segments;
 //! 2. the header: `crit`, `jku`, `jwk`, `x5u` and `x5c` are refused (nothing
@@ -12,17 +13,9 @@
 //!    even decoded;
 //! 5. the claims, parsed once with strict types (a string `exp` or `nbf` is
 //!    refused), then `iss`, `aud`, `exp` (required) and `nbf`, with leeway.
-//!
-//! ```
-//! use axum_authkit::keys::{KeySet, SigningKey};
-//! use axum_authkit::verify::{TokenError, Verifier};
-//!
-//! let keys = KeySet::new(SigningKey::hs256("k1", &[7; 32])?);
-//! let verifier = Verifier::new(keys.into(), "issuer", "audience");
-//! let err = verifier.verify::<()>("not.a.token", 0).unwrap_err();
-//! assert_eq!(err, TokenError::Malformed);
-//! # Ok::<(), axum_authkit::keys::KeyError>(())
-//! ```
+
+pub(crate) mod cache;
+pub(crate) mod claims;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -32,14 +25,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
-use crate::claims::AccessClaims;
+use self::claims::AccessClaims;
 use crate::keys::{KeySet, alg_name};
 
-/// Default size cap for a token, in bytes.
-pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
-
 /// Header `typ` of access tokens (RFC 9068).
-pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 
 /// Why a token was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -140,7 +130,7 @@ const MAX_STACK_PAYLOAD: usize = 1536;
 
 /// Verifies and mints access tokens for one issuer and audience.
 #[derive(Debug, Clone)]
-pub struct Verifier {
+pub(crate) struct Verifier {
     keys: Arc<KeySet>,
     issuer: Box<str>,
     audience: Box<str>,
@@ -150,40 +140,40 @@ pub struct Verifier {
 
 impl Verifier {
     /// A verifier with a 30 s leeway and the default size cap.
-    pub fn new(keys: Arc<KeySet>, issuer: &str, audience: &str) -> Self {
+    pub(crate) fn new(keys: Arc<KeySet>, issuer: &str, audience: &str) -> Self {
         Verifier {
             keys,
             issuer: issuer.into(),
             audience: audience.into(),
             leeway: 30,
-            max_len: DEFAULT_MAX_TOKEN_BYTES,
+            max_len: crate::settings::DEFAULT_MAX_TOKEN_BYTES,
         }
     }
 
     /// Sets the clock leeway for `exp` and `nbf`, in seconds.
-    pub fn with_leeway(mut self, seconds: u64) -> Self {
+    pub(crate) fn with_leeway(mut self, seconds: u64) -> Self {
         self.leeway = i64::try_from(seconds).unwrap_or(i64::MAX / 4);
         self
     }
 
     /// Sets the size cap, in bytes.
-    pub fn with_max_len(mut self, bytes: usize) -> Self {
+    pub(crate) fn with_max_len(mut self, bytes: usize) -> Self {
         self.max_len = bytes;
         self
     }
 
     /// The key set.
-    pub fn keys(&self) -> &KeySet {
+    pub(crate) fn keys(&self) -> &KeySet {
         &self.keys
     }
 
     /// The clock leeway in seconds.
-    pub fn leeway(&self) -> i64 {
+    pub(crate) fn leeway(&self) -> i64 {
         self.leeway
     }
 
     /// Checks `token` at time `now` (seconds since the epoch).
-    pub fn verify<E: DeserializeOwned>(
+    pub(crate) fn verify<E: DeserializeOwned>(
         &self,
         token: &str,
         now: i64,
@@ -267,7 +257,7 @@ impl Verifier {
     }
 
     /// Signs `claims` with the active key (`typ: at+jwt`, `kid` set).
-    pub fn sign<E: serde::Serialize>(
+    pub(crate) fn sign<E: serde::Serialize>(
         &self,
         claims: &AccessClaims<E>,
     ) -> Result<String, jsonwebtoken::errors::Error> {
@@ -279,12 +269,12 @@ impl Verifier {
     }
 
     /// The configured issuer.
-    pub fn issuer(&self) -> &str {
+    pub(crate) fn issuer(&self) -> &str {
         &self.issuer
     }
 
     /// The configured audience.
-    pub fn audience(&self) -> &str {
+    pub(crate) fn audience(&self) -> &str {
         &self.audience
     }
 }

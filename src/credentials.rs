@@ -5,9 +5,9 @@
 //!    *the* credential: when it is invalid, the cookie is not consulted.
 //!    Other schemes (`Basic`, ...) are left to the app.
 //! 2. Otherwise (no Bearer token) the access cookie (default `access_token`).
-//! 3. The refresh cookie (default `refresh_token`) is only used to mint a new
-//!    access token when the request has no `Authorization` header and its
-//!    access cookie is missing or expired.
+//! 3. The refresh cookie (default `refresh_token`), looked up only when a
+//!    refresh is possible: no `Authorization` header, and an access cookie
+//!    that is missing, past its `exp` or invalid.
 //!
 //! A token in the query string (`?access_token=`) is never read: URLs end up
 //! in logs and `Referer` headers.
@@ -15,7 +15,7 @@
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 
-use crate::config::AuthConfig;
+use crate::cookies::CookieSettings;
 use crate::error::AuthError;
 
 /// The credentials a request carries, borrowed from its headers (as bytes:
@@ -32,16 +32,25 @@ pub(crate) struct Credentials<'a> {
 }
 
 impl<'a> Credentials<'a> {
-    /// The refresh cookie, looked up only when a refresh is possible.
-    pub(crate) fn refresh_cookie(&self, config: &AuthConfig) -> Option<&'a str> {
-        config.refresh_cookie.find(self.headers)
+    /// The refresh cookie, when a refresh is possible (no `Authorization`
+    /// header came).
+    pub(crate) fn refresh_cookie(&self, cookie: &CookieSettings) -> Option<&'a str> {
+        if self.has_authorization {
+            return None;
+        }
+        cookie.find(self.headers)
+    }
+
+    /// The access token, from the header or else the cookie.
+    pub(crate) fn access_token(&self) -> Option<&'a [u8]> {
+        self.bearer.or(self.access_cookie)
     }
 }
 
-/// Reads the credentials of a request.
+/// Reads the credentials of a request; `access_cookie` names the cookie.
 pub(crate) fn read<'a>(
     headers: &'a HeaderMap,
-    config: &AuthConfig,
+    access_cookie: &CookieSettings,
 ) -> Result<Credentials<'a>, AuthError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let first = values.next();
@@ -53,7 +62,7 @@ pub(crate) fn read<'a>(
         bearer,
         has_authorization: first.is_some(),
         access_cookie: if bearer.is_none() {
-            config.access_cookie.find_bytes(headers)
+            access_cookie.find_bytes(headers)
         } else {
             None
         },

@@ -1,4 +1,4 @@
-//! The verified-token cache, and the sign-ins revoked through this process.
+//! The verified-token cache.
 //!
 //! A client sends the same access token with every request until it expires,
 //! so a token that passed full verification is remembered, keyed by **all of
@@ -11,48 +11,18 @@
 //! CLOCK-Pro eviction, and sharded, so a hit takes one shard's read lock and
 //! no global lock. It can be turned off ([`CacheConfig::disabled`]).
 //!
-//! Revoking a sign-in here (logout, logout-all, refresh-token reuse) adds its
-//! `sid` to a short-lived deny list and drops its cached tokens at once, so
-//! this process refuses that sign-in's access tokens immediately; other
-//! processes accept them until they expire (one access-token lifetime).
+//! Ending a session drops its cached tokens ([`TokenCache::forget_session`]);
+//! the deny list that keeps them out afterwards is
+//! [`Revocations`](crate::session::revocations::Revocations).
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use quick_cache::sync::Cache;
 use quick_cache::{Equivalent, Weighter};
 
-use crate::claims::AccessClaims;
-
-/// Bounds of the verified-token cache.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CacheConfig {
-    /// Most tokens kept (0 turns the cache off).
-    pub max_entries: usize,
-    /// Most bytes kept (tokens plus an estimate of their claims).
-    pub max_bytes: u64,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        CacheConfig {
-            max_entries: 100_000,
-            max_bytes: 64 * 1024 * 1024,
-        }
-    }
-}
-
-impl CacheConfig {
-    /// No caching: every request verifies its token fully.
-    pub fn disabled() -> Self {
-        CacheConfig {
-            max_entries: 0,
-            max_bytes: 0,
-        }
-    }
-}
+use super::claims::AccessClaims;
+use crate::settings::CacheSettings;
 
 /// A cached token: all of its bytes.
 #[derive(PartialEq, Eq)]
@@ -107,24 +77,18 @@ impl<E> Weighter<TokenKey, Arc<AccessClaims<E>>> for ByteWeighter {
     }
 }
 
-/// Verified tokens by their full text, plus the local deny list.
+/// Verified tokens by their full text.
 pub(crate) struct TokenCache<E> {
     cache: Option<Cache<TokenKey, Arc<AccessClaims<E>>, ByteWeighter>>,
-    revoked: RwLock<HashMap<Box<str>, i64>>,
-    any_revoked: AtomicBool,
 }
 
 impl<E: Clone + Send + Sync + 'static> TokenCache<E> {
-    pub(crate) fn new(config: CacheConfig) -> Self {
+    pub(crate) fn new(config: CacheSettings) -> Self {
         let cache = (config.max_entries > 0 && config.max_bytes > 0).then(|| {
             let slot = (config.max_bytes / config.max_entries as u64).max(1);
             Cache::with_weighter(config.max_entries, config.max_bytes, ByteWeighter { slot })
         });
-        TokenCache {
-            cache,
-            revoked: RwLock::new(HashMap::new()),
-            any_revoked: AtomicBool::new(false),
-        }
+        TokenCache { cache }
     }
 
     /// The cached claims of `token`, if it was verified before. Time checks
@@ -134,19 +98,11 @@ impl<E: Clone + Send + Sync + 'static> TokenCache<E> {
         self.cache.as_ref()?.get(&TokenRef(token))
     }
 
-    /// Remembers a verified token; refuses (and forgets) it when its sign-in
-    /// was revoked here. The insert comes before the deny-list check, and
-    /// [`TokenCache::revoke`] writes the deny list before purging, so a
-    /// racing revocation can never leave a revoked token cached.
-    pub(crate) fn insert(&self, token: &str, claims: Arc<AccessClaims<E>>) -> bool {
+    /// Remembers a verified token.
+    pub(crate) fn insert(&self, token: &str, claims: Arc<AccessClaims<E>>) {
         if let Some(cache) = &self.cache {
-            cache.insert(TokenKey(token.as_bytes().into()), claims.clone());
+            cache.insert(TokenKey(token.as_bytes().into()), claims);
         }
-        if self.is_revoked(&claims.sid) {
-            self.remove(token.as_bytes());
-            return false;
-        }
-        true
     }
 
     pub(crate) fn remove(&self, token: &[u8]) {
@@ -155,42 +111,22 @@ impl<E: Clone + Send + Sync + 'static> TokenCache<E> {
         }
     }
 
-    pub(crate) fn is_revoked(&self, sid: &str) -> bool {
-        self.any_revoked.load(Ordering::Acquire)
-            && self
-                .revoked
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains_key(sid)
-    }
-
-    /// Denies `sid` until `until` (seconds; the last possible `exp` of its
-    /// tokens) and drops its cached tokens.
-    pub(crate) fn revoke(&self, sid: &str, until: i64, now: i64) {
-        {
-            let mut revoked = self.revoked.write().unwrap_or_else(|e| e.into_inner());
-            revoked.retain(|_, until| *until >= now);
-            revoked.insert(sid.into(), until);
-            self.any_revoked.store(true, Ordering::Release);
-        }
+    /// Drops every cached token of session `sid`.
+    pub(crate) fn forget_session(&self, sid: &str) {
         if let Some(cache) = &self.cache {
             cache.retain(|_, claims| claims.sid != sid);
         }
     }
 
-    /// Drops cached tokens that have expired and deny-list entries that no
-    /// longer matter.
+    /// Drops cached tokens that have expired.
     pub(crate) fn purge(&self, now: i64, leeway: i64) {
         if let Some(cache) = &self.cache {
             cache.retain(|_, claims| claims.exp.saturating_add(leeway) >= now);
         }
-        let mut revoked = self.revoked.write().unwrap_or_else(|e| e.into_inner());
-        revoked.retain(|_, until| *until >= now);
-        self.any_revoked
-            .store(!revoked.is_empty(), Ordering::Release);
     }
 
     /// Number of cached tokens.
+    #[cfg(feature = "testing")]
     pub(crate) fn len(&self) -> usize {
         self.cache.as_ref().map_or(0, |c| c.len())
     }

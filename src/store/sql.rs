@@ -1,0 +1,623 @@
+//! What the SQLite and PostgreSQL stores share: the SQL (written once, with
+//! `$N` parameters, which both drivers take), the row types, and the trait
+//! implementations, generated for each store by [`sql_store!`].
+//!
+//! Every write is one statement or one transaction, so atomicity comes from
+//! the database: a rotation is one conditional `UPDATE`; a code try is one
+//! `UPDATE ... RETURNING`; taking a code is one `DELETE ... RETURNING`.
+//! Every call runs under the store's deadline, so a stalled connection
+//! answers [`StoreError::Unavailable`] instead of hanging a request.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::{Code, SecretHash, Session, StoreError, User};
+
+/// The column lists of the row types below, as literals for `concat!`.
+macro_rules! columns {
+    (user) => {
+        "id, email, name, password_hash, email_verified, disabled, created_at"
+    };
+    (session) => {
+        "id, user_id, current_hash, rotated_at, created_at, last_used_at, expires_at, revoked, \
+         user_agent, ip"
+    };
+    (code) => {
+        "hash, expires_at, attempts, new_email"
+    };
+}
+
+pub(super) use columns;
+
+#[derive(sqlx::FromRow)]
+pub(super) struct UserRow {
+    id: String,
+    email: String,
+    name: String,
+    password_hash: String,
+    email_verified: bool,
+    disabled: bool,
+    created_at: i64,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        User {
+            id: row.id,
+            email: row.email,
+            name: row.name,
+            password_hash: row.password_hash,
+            email_verified: row.email_verified,
+            disabled: row.disabled,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct CodeRow {
+    hash: Vec<u8>,
+    expires_at: i64,
+    attempts: i64,
+    new_email: Option<String>,
+}
+
+impl TryFrom<CodeRow> for Code {
+    type Error = StoreError;
+
+    fn try_from(row: CodeRow) -> Result<Self, StoreError> {
+        Ok(Code {
+            hash: to_hash(row.hash)?,
+            expires_at: row.expires_at,
+            attempts: u32::try_from(row.attempts).map_err(|_| {
+                StoreError::unavailable(format!("corrupt attempt count: {}", row.attempts))
+            })?,
+            new_email: row.new_email,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SessionRow {
+    id: String,
+    user_id: String,
+    current_hash: Vec<u8>,
+    rotated_at: i64,
+    created_at: i64,
+    last_used_at: i64,
+    expires_at: i64,
+    revoked: bool,
+    user_agent: Option<String>,
+    ip: Option<String>,
+}
+
+impl TryFrom<SessionRow> for Session {
+    type Error = StoreError;
+
+    fn try_from(row: SessionRow) -> Result<Self, StoreError> {
+        Ok(Session {
+            id: row.id,
+            user_id: row.user_id,
+            current_hash: to_hash(row.current_hash)?,
+            rotated_at: row.rotated_at,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            expires_at: row.expires_at,
+            revoked: row.revoked,
+            user_agent: row.user_agent,
+            ip: row.ip,
+        })
+    }
+}
+
+fn to_hash(bytes: Vec<u8>) -> Result<SecretHash, StoreError> {
+    SecretHash::try_from(bytes).map_err(|bytes| {
+        StoreError::unavailable(format!(
+            "corrupt stored hash: {} bytes, expected 32",
+            bytes.len()
+        ))
+    })
+}
+
+/// A unique violation becomes [`StoreError::Conflict`], anything else
+/// [`StoreError::Unavailable`].
+pub(super) fn conflict_or_unavailable(err: sqlx::Error, what: &'static str) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
+        _ => StoreError::unavailable(err),
+    }
+}
+
+pub(super) fn found(rows_affected: u64) -> Result<(), StoreError> {
+    if rows_affected == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+/// Runs a database call under `deadline`, mapping every failure to
+/// [`StoreError::Unavailable`] (or what `map` makes of it).
+pub(super) async fn within<T>(
+    deadline: Duration,
+    fut: impl Future<Output = Result<T, sqlx::Error>>,
+    map: impl FnOnce(sqlx::Error) -> StoreError,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(deadline, fut).await {
+        Ok(result) => result.map_err(map),
+        Err(_) => Err(StoreError::unavailable(format!(
+            "database call timed out after {} ms",
+            deadline.as_millis()
+        ))),
+    }
+}
+
+/// Implements [`UserStore`](super::UserStore) and
+/// [`SessionStore`](super::SessionStore) for a store with `pool: Pool<DB>`
+/// and `deadline: Duration` fields.
+macro_rules! sql_store {
+    ($store:ty) => {
+        impl $store {
+            /// Runs one call under the store's deadline.
+            pub(crate) async fn run<T>(
+                &self,
+                fut: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+            ) -> Result<T, $crate::store::StoreError> {
+                $crate::store::sql::within(self.deadline, fut, $crate::store::StoreError::unavailable)
+                    .await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::UserStore for $store {
+            async fn create_user(
+                &self,
+                new: $crate::store::NewUser,
+            ) -> Result<$crate::store::User, $crate::store::StoreError> {
+                let user = $crate::store::User {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    email_verified: false,
+                    disabled: false,
+                    created_at: $crate::time::now_millis(),
+                    email: new.email,
+                    name: new.name,
+                    password_hash: new.password_hash,
+                };
+                $crate::store::sql::within(
+                    self.deadline,
+                    sqlx::query(
+                        "INSERT INTO authkit_users (id, email, email_key, name, password_hash, \
+                         email_verified, disabled, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, FALSE, FALSE, $6)",
+                    )
+                    .bind(&user.id)
+                    .bind(&user.email)
+                    .bind(&new.email_key)
+                    .bind(&user.name)
+                    .bind(&user.password_hash)
+                    .bind(user.created_at)
+                    .execute(&self.pool),
+                    |e| $crate::store::sql::conflict_or_unavailable(e, "email"),
+                )
+                .await?;
+                Ok(user)
+            }
+
+            async fn user_by_email(
+                &self,
+                key: &str,
+            ) -> Result<Option<$crate::store::User>, $crate::store::StoreError> {
+                let sql = concat!(
+                    "SELECT ",
+                    $crate::store::sql::columns!(user),
+                    " FROM authkit_users WHERE email_key = $1"
+                );
+                let row: Option<$crate::store::sql::UserRow> = self
+                    .run(sqlx::query_as(sql).bind(key).fetch_optional(&self.pool))
+                    .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn user_by_id(
+                &self,
+                id: &str,
+            ) -> Result<Option<$crate::store::User>, $crate::store::StoreError> {
+                let sql = concat!(
+                    "SELECT ",
+                    $crate::store::sql::columns!(user),
+                    " FROM authkit_users WHERE id = $1"
+                );
+                let row: Option<$crate::store::sql::UserRow> = self
+                    .run(sqlx::query_as(sql).bind(id).fetch_optional(&self.pool))
+                    .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn set_password_hash(
+                &self,
+                id: &str,
+                password_hash: &str,
+            ) -> Result<(), $crate::store::StoreError> {
+                let done = self
+                    .run(
+                        sqlx::query("UPDATE authkit_users SET password_hash = $1 WHERE id = $2")
+                            .bind(password_hash)
+                            .bind(id)
+                            .execute(&self.pool),
+                    )
+                    .await?;
+                $crate::store::sql::found(done.rows_affected())
+            }
+
+            async fn mark_email_verified(&self, id: &str) -> Result<(), $crate::store::StoreError> {
+                let done = self
+                    .run(
+                        sqlx::query("UPDATE authkit_users SET email_verified = TRUE WHERE id = $1")
+                            .bind(id)
+                            .execute(&self.pool),
+                    )
+                    .await?;
+                $crate::store::sql::found(done.rows_affected())
+            }
+
+            async fn set_disabled(
+                &self,
+                id: &str,
+                disabled: bool,
+            ) -> Result<(), $crate::store::StoreError> {
+                let done = self
+                    .run(
+                        sqlx::query("UPDATE authkit_users SET disabled = $1 WHERE id = $2")
+                            .bind(disabled)
+                            .bind(id)
+                            .execute(&self.pool),
+                    )
+                    .await?;
+                $crate::store::sql::found(done.rows_affected())
+            }
+
+            async fn change_email(
+                &self,
+                id: &str,
+                email: &str,
+                key: &str,
+            ) -> Result<(), $crate::store::StoreError> {
+                let done = $crate::store::sql::within(
+                    self.deadline,
+                    sqlx::query(
+                        "UPDATE authkit_users SET email = $1, email_key = $2, \
+                         email_verified = TRUE WHERE id = $3",
+                    )
+                    .bind(email)
+                    .bind(key)
+                    .bind(id)
+                    .execute(&self.pool),
+                    |e| $crate::store::sql::conflict_or_unavailable(e, "email"),
+                )
+                .await?;
+                $crate::store::sql::found(done.rows_affected())
+            }
+
+            async fn delete_user(&self, id: &str) -> Result<bool, $crate::store::StoreError> {
+                self.run(async {
+                    let mut tx = self.pool.begin().await?;
+                    let gone = sqlx::query("DELETE FROM authkit_users WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                        > 0;
+                    sqlx::query("DELETE FROM authkit_codes WHERE user_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM authkit_sessions WHERE user_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(gone)
+                })
+                .await
+            }
+
+            async fn unverified_users(
+                &self,
+                created_before: $crate::store::UnixMillis,
+                limit: usize,
+            ) -> Result<Vec<$crate::store::User>, $crate::store::StoreError> {
+                let sql = concat!(
+                    "SELECT ",
+                    $crate::store::sql::columns!(user),
+                    " FROM authkit_users WHERE email_verified = FALSE AND created_at < $1 \
+                     ORDER BY created_at, id LIMIT $2"
+                );
+                let rows: Vec<$crate::store::sql::UserRow> = self
+                    .run(
+                        sqlx::query_as(sql)
+                            .bind(created_before)
+                            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                            .fetch_all(&self.pool),
+                    )
+                    .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn delete_unverified_user(
+                &self,
+                id: &str,
+                created_before: $crate::store::UnixMillis,
+            ) -> Result<bool, $crate::store::StoreError> {
+                self.run(async {
+                    let mut tx = self.pool.begin().await?;
+                    let gone = sqlx::query(
+                        "DELETE FROM authkit_users WHERE id = $1 \
+                         AND email_verified = FALSE AND created_at < $2",
+                    )
+                    .bind(id)
+                    .bind(created_before)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        > 0;
+                    if gone {
+                        sqlx::query("DELETE FROM authkit_codes WHERE user_id = $1")
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query("DELETE FROM authkit_sessions WHERE user_id = $1")
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(gone)
+                })
+                .await
+            }
+
+            async fn put_code(
+                &self,
+                user_id: &str,
+                purpose: $crate::store::CodePurpose,
+                code: &$crate::store::Code,
+            ) -> Result<(), $crate::store::StoreError> {
+                // One statement: the user must exist, and the code replaces any other.
+                let done = self
+                    .run(
+                        sqlx::query(
+                            "INSERT INTO authkit_codes \
+                             (user_id, purpose, hash, expires_at, attempts, new_email) \
+                             SELECT id, $2, $3, $4, $5, $6 FROM authkit_users WHERE id = $1 \
+                             ON CONFLICT (user_id, purpose) DO UPDATE SET hash = excluded.hash, \
+                             expires_at = excluded.expires_at, attempts = excluded.attempts, \
+                             new_email = excluded.new_email",
+                        )
+                        .bind(user_id)
+                        .bind(purpose.as_str())
+                        .bind(&code.hash[..])
+                        .bind(code.expires_at)
+                        .bind(i64::from(code.attempts))
+                        .bind(code.new_email.as_deref())
+                        .execute(&self.pool),
+                    )
+                    .await?;
+                $crate::store::sql::found(done.rows_affected())
+            }
+
+            async fn code(
+                &self,
+                user_id: &str,
+                purpose: $crate::store::CodePurpose,
+            ) -> Result<Option<$crate::store::Code>, $crate::store::StoreError> {
+                let sql = concat!(
+                    "SELECT ",
+                    $crate::store::sql::columns!(code),
+                    " FROM authkit_codes WHERE user_id = $1 AND purpose = $2"
+                );
+                let row: Option<$crate::store::sql::CodeRow> = self
+                    .run(
+                        sqlx::query_as(sql)
+                            .bind(user_id)
+                            .bind(purpose.as_str())
+                            .fetch_optional(&self.pool),
+                    )
+                    .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn count_code_attempt(
+                &self,
+                user_id: &str,
+                purpose: $crate::store::CodePurpose,
+            ) -> Result<Option<$crate::store::Code>, $crate::store::StoreError> {
+                let sql = concat!(
+                    "UPDATE authkit_codes SET attempts = attempts + 1 \
+                     WHERE user_id = $1 AND purpose = $2 RETURNING ",
+                    $crate::store::sql::columns!(code)
+                );
+                let row: Option<$crate::store::sql::CodeRow> = self
+                    .run(
+                        sqlx::query_as(sql)
+                            .bind(user_id)
+                            .bind(purpose.as_str())
+                            .fetch_optional(&self.pool),
+                    )
+                    .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn take_code(
+                &self,
+                user_id: &str,
+                purpose: $crate::store::CodePurpose,
+                hash: &$crate::store::SecretHash,
+            ) -> Result<Option<$crate::store::Code>, $crate::store::StoreError> {
+                let sql = concat!(
+                    "DELETE FROM authkit_codes WHERE user_id = $1 AND purpose = $2 \
+                     AND hash = $3 RETURNING ",
+                    $crate::store::sql::columns!(code)
+                );
+                let row: Option<$crate::store::sql::CodeRow> = self
+                    .run(
+                        sqlx::query_as(sql)
+                            .bind(user_id)
+                            .bind(purpose.as_str())
+                            .bind(&hash[..])
+                            .fetch_optional(&self.pool),
+                    )
+                    .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::SessionStore for $store {
+            async fn create_session(
+                &self,
+                session: &$crate::store::Session,
+            ) -> Result<(), $crate::store::StoreError> {
+                let sql = concat!(
+                    "INSERT INTO authkit_sessions (",
+                    $crate::store::sql::columns!(session),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                );
+                $crate::store::sql::within(
+                    self.deadline,
+                    sqlx::query(sql)
+                        .bind(&session.id)
+                        .bind(&session.user_id)
+                        .bind(&session.current_hash[..])
+                        .bind(session.rotated_at)
+                        .bind(session.created_at)
+                        .bind(session.last_used_at)
+                        .bind(session.expires_at)
+                        .bind(session.revoked)
+                        .bind(session.user_agent.as_deref())
+                        .bind(session.ip.as_deref())
+                        .execute(&self.pool),
+                    |e| $crate::store::sql::conflict_or_unavailable(e, "session id"),
+                )
+                .await?;
+                Ok(())
+            }
+
+            async fn session(
+                &self,
+                id: &str,
+            ) -> Result<Option<$crate::store::Session>, $crate::store::StoreError> {
+                let sql = concat!(
+                    "SELECT ",
+                    $crate::store::sql::columns!(session),
+                    " FROM authkit_sessions WHERE id = $1"
+                );
+                let row: Option<$crate::store::sql::SessionRow> = self
+                    .run(sqlx::query_as(sql).bind(id).fetch_optional(&self.pool))
+                    .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn rotate(
+                &self,
+                rotation: $crate::store::Rotation<'_>,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let done = self
+                    .run(
+                        sqlx::query(
+                            "UPDATE authkit_sessions SET current_hash = $1, rotated_at = $2, \
+                             last_used_at = $2, expires_at = $3 \
+                             WHERE id = $4 AND current_hash = $5 AND revoked = FALSE",
+                        )
+                        .bind(&rotation.next[..])
+                        .bind(rotation.rotated_at)
+                        .bind(rotation.expires_at)
+                        .bind(rotation.session_id)
+                        .bind(&rotation.expected[..])
+                        .execute(&self.pool),
+                    )
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn revoke_session(&self, id: &str) -> Result<bool, $crate::store::StoreError> {
+                let done = self
+                    .run(
+                        sqlx::query(
+                            "UPDATE authkit_sessions SET revoked = TRUE \
+                             WHERE id = $1 AND revoked = FALSE",
+                        )
+                        .bind(id)
+                        .execute(&self.pool),
+                    )
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn revoke_user_sessions(
+                &self,
+                user_id: &str,
+                except: Option<&str>,
+            ) -> Result<Vec<String>, $crate::store::StoreError> {
+                let mut ids: Vec<String> = self
+                    .run(
+                        sqlx::query_scalar(
+                            "UPDATE authkit_sessions SET revoked = TRUE \
+                             WHERE user_id = $1 AND revoked = FALSE \
+                             AND ($2 IS NULL OR id <> $2) RETURNING id",
+                        )
+                        .bind(user_id)
+                        .bind(except)
+                        .fetch_all(&self.pool),
+                    )
+                    .await?;
+                ids.sort_unstable();
+                Ok(ids)
+            }
+
+            async fn user_sessions(
+                &self,
+                user_id: &str,
+                now: $crate::store::UnixMillis,
+            ) -> Result<Vec<$crate::store::Session>, $crate::store::StoreError> {
+                let sql = concat!(
+                    "SELECT ",
+                    $crate::store::sql::columns!(session),
+                    " FROM authkit_sessions WHERE user_id = $1 AND revoked = FALSE \
+                     AND expires_at > $2 ORDER BY created_at DESC, id"
+                );
+                let rows: Vec<$crate::store::sql::SessionRow> = self
+                    .run(
+                        sqlx::query_as(sql)
+                            .bind(user_id)
+                            .bind(now)
+                            .fetch_all(&self.pool),
+                    )
+                    .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn purge_expired(
+                &self,
+                now: $crate::store::UnixMillis,
+            ) -> Result<u64, $crate::store::StoreError> {
+                let done = self
+                    .run(
+                        sqlx::query("DELETE FROM authkit_sessions WHERE expires_at <= $1")
+                            .bind(now)
+                            .execute(&self.pool),
+                    )
+                    .await?;
+                // Ended rate-limit windows go with them.
+                self.run(
+                    sqlx::query("DELETE FROM authkit_rate_limits WHERE window_ends <= $1")
+                        .bind(now)
+                        .execute(&self.pool),
+                )
+                .await?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}
+
+pub(super) use sql_store;
