@@ -141,6 +141,8 @@ mod routes;
 mod session;
 mod settings;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod time;
 mod token;
 

@@ -8,7 +8,7 @@
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 #[cfg(any(feature = "postgres", feature = "redis"))]
 use std::time::Duration;
 
@@ -25,30 +25,7 @@ pub fn require_services() -> bool {
     std::env::var("AUTHKIT_REQUIRE_SERVICES").is_ok_and(|v| v.trim() == "1")
 }
 
-/// A name unique to this call: `prefix` (lower-cased, `[a-z0-9_]` only, at
-/// most 24 characters), the process id, a counter and random bits. Valid as
-/// a PostgreSQL schema name and as a Redis key prefix.
-pub fn unique_name(prefix: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix: String = prefix
-        .chars()
-        .take(24)
-        .map(|c| {
-            let c = c.to_ascii_lowercase();
-            if c.is_ascii_lowercase() || c.is_ascii_digit() {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!(
-        "{prefix}_{}_{}_{:08x}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        rand::random::<u32>()
-    )
-}
+pub use axum_authkit::testing::unique_name;
 
 /// What discovery found: the URL, or why the service is out of reach.
 type Probe = Result<String, String>;
