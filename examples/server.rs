@@ -1,25 +1,27 @@
-//! The runnable app of `shared/API.md`: the auth API under `/api/v1/auth/`
-//! and one protected route, `GET /api/v1/account/`.
+//! The runnable app of the crate's API reference: the auth API under
+//! `/api/v1/auth/`, one protected route (`GET /api/v1/account/`), the JWKS
+//! at `/.well-known/jwks.json`.
 //!
 //! ```sh
 //! cargo run --example server
 //! ```
 //!
-//! Environment (all optional):
+//! Environment (all optional; see the README for each):
 //!
-//! | variable | default |
-//! |---|---|
-//! | `BIND_ADDR` | `127.0.0.1:3000` |
-//! | `DATABASE_URL` | `sqlite://authkit.db?mode=rwc` (a file in the working directory); `postgres://...` for PostgreSQL |
-//! | `REDIS_URL` | unset; when set, refresh families and rate limits live in Redis |
-//! | `JWT_SECRET` | random (warned); at least 32 bytes |
-//! | `COOKIE_SECURE` | `true`; `false` for plain-HTTP development |
-//! | `ACCESS_TTL_SECS` / `REFRESH_TTL_SECS` | 900 / 604800 |
-//! | `RECAPTCHA_SECRET` / `RECAPTCHA_VERIFY_URL` | unset (captcha off) / Google's siteverify |
-//! | `RUST_LOG` | `info` |
-//!
-//! Verification codes are written to the log, one line each with the
-//! address and the code.
+//! | variable | default | feature |
+//! |---|---|---|
+//! | `BIND_ADDR` | `127.0.0.1:3000` | |
+//! | `DATABASE_URL` | `sqlite://authkit.db?mode=rwc`; `postgres://...` for PostgreSQL | `postgres` for PostgreSQL |
+//! | `REDIS_URL` | unset; when set, sessions and rate limits live in Redis | `redis` |
+//! | `JWT_SECRET` | random (warned); at least 32 bytes | |
+//! | `JWT_PRIVATE_KEY_FILE` / `JWT_VERIFY_KEY_FILES` / `REFRESH_SECRET` | unset: HS256 from `JWT_SECRET` | |
+//! | `COOKIE_SECURE` | `true`; `false` for plain-HTTP development | |
+//! | `ACCESS_TTL_SECS` / `REFRESH_TTL_SECS` | 900 / 604800 | |
+//! | `RECAPTCHA_SECRET` / `RECAPTCHA_VERIFY_URL` | unset (captcha off) / Google's | `siteverify` |
+//! | `ALLOWED_ORIGINS` | unset; comma-separated browser-app origins (CORS + cross-site rule) | |
+//! | `TOKENS_IN_BODY` | `false` | |
+//! | `SMTP_URL` / `MAIL_FROM` | unset: each mail is one log line with `code=NNNNNN` | `smtp` |
+//! | `RUST_LOG` | `info` | |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,9 +29,11 @@ use std::time::Duration;
 
 use axum::routing::get;
 use axum::{Json, Router};
-use axum_authkit::captcha::{CaptchaVerifier, NoCaptcha, Siteverify};
-use axum_authkit::rate_limit::RateLimiter;
-use axum_authkit::store::{PostgresStore, RedisStore, RefreshStore, SqliteStore, UserStore};
+use axum_authkit::captcha::{CaptchaVerifier, NoCaptcha};
+use axum_authkit::keys::{KeySet, SigningKey, VerifyKey};
+use axum_authkit::limits::RateLimiter;
+use axum_authkit::mail::{LogMailer, Mailer};
+use axum_authkit::store::{SessionStore, SqliteStore, UserStore};
 use axum_authkit::{Auth, AuthUser};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -40,15 +44,29 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+fn env_flag(name: &str, default: bool) -> bool {
+    env(name).map_or(default, |v| !matches!(v.trim(), "false" | "0" | "no"))
+}
+
 fn env_secs(name: &str, default: u64) -> Result<Duration, BoxError> {
     match env(name) {
-        Some(v) => {
-            Ok(Duration::from_secs(v.trim().parse().map_err(|_| {
-                format!("{name} must be a number of seconds")
-            })?))
-        }
+        Some(v) => Ok(Duration::from_secs(
+            v.trim()
+                .parse()
+                .map_err(|_| format!("{name} must be a number of seconds"))?,
+        )),
         None => Ok(Duration::from_secs(default)),
     }
+}
+
+/// A setting that needs a cargo feature this build lacks: stop, and say how
+/// to build it.
+#[allow(dead_code)]
+fn needs_feature(setting: &str, feature: &str) -> BoxError {
+    format!(
+        "{setting} needs the `{feature}` feature: cargo run --example server --features {feature}"
+    )
+    .into()
 }
 
 /// The app's own claim: the display name rides in the access token, so the
@@ -71,6 +89,159 @@ async fn account(user: AuthUser<Profile>) -> Json<Value> {
     Json(json!({ "id": user.id(), "email": user.email, "name": user.extra.name }))
 }
 
+struct Stores {
+    users: Arc<dyn UserStore>,
+    sessions: Arc<dyn SessionStore>,
+    limiter: Option<Arc<dyn RateLimiter>>,
+}
+
+async fn stores() -> Result<Stores, BoxError> {
+    let database_url = env("DATABASE_URL").unwrap_or_else(|| "sqlite://authkit.db?mode=rwc".into());
+    let mut stores = if database_url.starts_with("postgres://")
+        || database_url.starts_with("postgresql://")
+    {
+        postgres(&database_url).await?
+    } else {
+        let store = Arc::new(SqliteStore::connect(&database_url).await?);
+        store.migrate().await?;
+        tracing::info!(url = ?database_url, "users and sessions in SQLite");
+        Stores {
+            users: store.clone(),
+            sessions: store.clone(),
+            limiter: Some(store),
+        }
+    };
+    if let Some(url) = env("REDIS_URL") {
+        redis(&url, &mut stores).await?;
+    }
+    Ok(stores)
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres(url: &str) -> Result<Stores, BoxError> {
+    let store = Arc::new(axum_authkit::store::PostgresStore::connect(url).await?);
+    store.migrate().await?;
+    tracing::info!("users, sessions and rate limits in PostgreSQL");
+    Ok(Stores {
+        users: store.clone(),
+        sessions: store.clone(),
+        limiter: Some(store),
+    })
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres(_url: &str) -> Result<Stores, BoxError> {
+    Err(needs_feature("DATABASE_URL=postgres://...", "postgres"))
+}
+
+#[cfg(feature = "redis")]
+async fn redis(url: &str, stores: &mut Stores) -> Result<(), BoxError> {
+    let redis = Arc::new(axum_authkit::store::RedisStore::connect(url, "authkit:").await?);
+    tracing::info!("sessions and rate limits in Redis");
+    stores.sessions = redis.clone();
+    stores.limiter = Some(redis);
+    Ok(())
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis(_url: &str, _stores: &mut Stores) -> Result<(), BoxError> {
+    Err(needs_feature("REDIS_URL", "redis"))
+}
+
+fn captcha() -> Result<Arc<dyn CaptchaVerifier>, BoxError> {
+    match env("RECAPTCHA_SECRET") {
+        Some(secret) => siteverify(secret),
+        None => {
+            tracing::warn!("RECAPTCHA_SECRET is not set: captcha checks are off");
+            Ok(Arc::new(NoCaptcha))
+        }
+    }
+}
+
+#[cfg(feature = "siteverify")]
+fn siteverify(secret: String) -> Result<Arc<dyn CaptchaVerifier>, BoxError> {
+    let mut verifier = axum_authkit::captcha::Siteverify::recaptcha(secret);
+    if let Some(url) = env("RECAPTCHA_VERIFY_URL") {
+        verifier = verifier.verify_url(url);
+    }
+    Ok(Arc::new(verifier))
+}
+
+#[cfg(not(feature = "siteverify"))]
+fn siteverify(_secret: String) -> Result<Arc<dyn CaptchaVerifier>, BoxError> {
+    Err(needs_feature("RECAPTCHA_SECRET", "siteverify"))
+}
+
+fn mailer() -> Result<Arc<dyn Mailer>, BoxError> {
+    match env("SMTP_URL") {
+        Some(url) => smtp(&url),
+        None => Ok(Arc::new(LogMailer)),
+    }
+}
+
+#[cfg(feature = "smtp")]
+fn smtp(url: &str) -> Result<Arc<dyn Mailer>, BoxError> {
+    let from = env("MAIL_FROM").ok_or("SMTP_URL needs MAIL_FROM (e.g. `App <no-reply@example.com>`)")?;
+    Ok(Arc::new(axum_authkit::mail::SmtpMailer::from_url(url, &from)?))
+}
+
+#[cfg(not(feature = "smtp"))]
+fn smtp(_url: &str) -> Result<Arc<dyn Mailer>, BoxError> {
+    Err(needs_feature("SMTP_URL", "smtp"))
+}
+
+/// The signing and verify-only keys, and the refresh secret: from PEM files
+/// when `JWT_PRIVATE_KEY_FILE` is set (a rolling key rotation changes only
+/// these files), else derived from `JWT_SECRET`.
+fn keys() -> Result<(Option<KeySet>, Vec<u8>, Option<Vec<u8>>), BoxError> {
+    let secret = match env("JWT_SECRET") {
+        Some(s) => s.into_bytes(),
+        None => {
+            let mut bytes = [0u8; 32];
+            rand::fill(&mut bytes);
+            if env("JWT_PRIVATE_KEY_FILE").is_none() {
+                tracing::warn!(
+                    "JWT_SECRET is not set: using a random secret, so every session ends with this process"
+                );
+            }
+            bytes
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into_bytes()
+        }
+    };
+    let refresh_secret = env("REFRESH_SECRET").map(String::into_bytes);
+    let Some(private) = env("JWT_PRIVATE_KEY_FILE") else {
+        if env("JWT_VERIFY_KEY_FILES").is_some() {
+            return Err("JWT_VERIFY_KEY_FILES needs JWT_PRIVATE_KEY_FILE".into());
+        }
+        return Ok((None, secret, refresh_secret));
+    };
+    if refresh_secret.is_none() {
+        return Err("JWT_PRIVATE_KEY_FILE needs REFRESH_SECRET (at least 32 bytes)".into());
+    }
+    let pem = std::fs::read(&private).map_err(|e| format!("JWT_PRIVATE_KEY_FILE {private}: {e}"))?;
+    let signing = SigningKey::from_pem(&pem).map_err(|e| format!("JWT_PRIVATE_KEY_FILE {private}: {e}"))?;
+    tracing::info!(kid = %signing.kid(), "signing key loaded");
+    let mut keys = KeySet::new(signing);
+    for file in env("JWT_VERIFY_KEY_FILES")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+    {
+        let pem = std::fs::read(file).map_err(|e| format!("JWT_VERIFY_KEY_FILES {file}: {e}"))?;
+        let key = VerifyKey::from_pem(&pem).map_err(|e| format!("JWT_VERIFY_KEY_FILES {file}: {e}"))?;
+        tracing::info!(kid = %key.kid(), "verify-only key loaded");
+        if keys.get(key.kid()).is_some() {
+            continue; // the signing key listed again: it verifies already
+        }
+        keys = keys.with_verify_key(key)?;
+    }
+    Ok((Some(keys), secret, refresh_secret))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     tracing_subscriber::fmt()
@@ -83,79 +254,48 @@ async fn main() -> Result<(), BoxError> {
     let addr: SocketAddr = env("BIND_ADDR")
         .unwrap_or_else(|| "127.0.0.1:3000".into())
         .parse()?;
-    let secret = match env("JWT_SECRET") {
-        Some(s) => s.into_bytes(),
-        None => {
-            tracing::warn!(
-                "JWT_SECRET is not set: using a random secret, so every sign-in ends with this process"
-            );
-            let mut bytes = [0u8; 32];
-            rand::fill(&mut bytes);
-            bytes
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-                .into_bytes()
-        }
-    };
+    let (keys, secret, refresh_secret) = keys()?;
+    let stores = stores().await?;
+    let origins: Vec<String> = env("ALLOWED_ORIGINS")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|o| o.trim().to_owned())
+        .filter(|o| !o.is_empty())
+        .collect();
 
-    let database_url = env("DATABASE_URL").unwrap_or_else(|| "sqlite://authkit.db?mode=rwc".into());
-    let (users, mut families): (Arc<dyn UserStore>, Arc<dyn RefreshStore>) =
-        if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-            let store = Arc::new(PostgresStore::connect(&database_url).await?);
-            store.migrate().await?;
-            tracing::info!("users and sign-ins in PostgreSQL");
-            (store.clone(), store)
-        } else {
-            let store = Arc::new(SqliteStore::connect(&database_url).await?);
-            store.migrate().await?;
-            tracing::info!(url = %database_url, "users and sign-ins in SQLite");
-            (store.clone(), store)
-        };
-    let mut limiter: Option<Arc<dyn RateLimiter>> = None;
-    if let Some(url) = env("REDIS_URL") {
-        let redis = Arc::new(RedisStore::connect(&url, "authkit:").await?);
-        tracing::info!("sign-ins and rate limits in Redis");
-        families = redis.clone();
-        limiter = Some(redis);
-    }
-    let captcha: Arc<dyn CaptchaVerifier> = match env("RECAPTCHA_SECRET") {
-        Some(secret) => {
-            let mut v = Siteverify::recaptcha(secret);
-            if let Some(url) = env("RECAPTCHA_VERIFY_URL") {
-                v = v.verify_url(url);
-            }
-            Arc::new(v)
-        }
-        None => {
-            tracing::warn!("RECAPTCHA_SECRET is not set: captcha checks are off");
-            Arc::new(NoCaptcha)
-        }
-    };
-
-    let mut builder = Auth::<Profile>::builder_with_claims()
-        .extra_claims(|user| Profile {
-            name: user.name.clone(),
-        })
+    let mut builder = Auth::builder()
+        .with_claims(|user| async move { Ok(Profile { name: user.name }) })
         .secret(&secret)
-        .users(users)
-        .families(families)
-        .captcha(captcha)
-        .cookie_secure(env("COOKIE_SECURE").is_none_or(|v| v != "false" && v != "0"))
-        .access_ttl(env_secs("ACCESS_TTL_SECS", 15 * 60)?)
-        .refresh_ttl(env_secs("REFRESH_TTL_SECS", 7 * 24 * 3600)?);
-    if let Some(limiter) = limiter {
-        builder = builder.rate_limiter(limiter);
+        .users(stores.users)
+        .sessions(stores.sessions)
+        .with_captcha(captcha()?)
+        .with_mailer(mailer()?)
+        .with_allowed_origins(origins)
+        .with_tokens_in_body(env_flag("TOKENS_IN_BODY", false))
+        .with_cookie_secure(env_flag("COOKIE_SECURE", true))
+        .with_access_ttl(env_secs("ACCESS_TTL_SECS", 15 * 60)?)
+        .with_refresh_ttl(env_secs("REFRESH_TTL_SECS", 7 * 24 * 3600)?);
+    if let Some(keys) = keys {
+        builder = builder.keys(keys);
+    }
+    if let Some(refresh_secret) = refresh_secret {
+        builder = builder.refresh_secret(&refresh_secret);
+    }
+    if let Some(limiter) = stores.limiter {
+        builder = builder.with_rate_limiter(limiter);
     }
     let auth = builder.build()?;
     let purger = auth.spawn_purger(Duration::from_secs(600));
 
+    let jwks = Json(serde_json::to_value(auth.jwks())?);
     let app = Router::new()
         .route("/api/v1/account", get(account))
         .route("/api/v1/account/", get(account))
         .layer(auth.layer())
         .route("/api/v1/status/", get(status))
-        .nest("/api/v1/auth", auth.router());
+        .route("/.well-known/jwks.json", get(move || async move { jwks }))
+        .nest("/api/v1/auth", auth.router())
+        .layer(auth.cors_layer());
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");

@@ -121,8 +121,10 @@ impl<E: ExtraClaims> AuthBuilder<E> {
     }
 
     /// The key behind refresh-token successors and one-time-code hashes (at
-    /// least 32 bytes), with [`AuthBuilder::keys`]. Kept apart from the
-    /// signing keys, so a key rotation leaves sessions and codes untouched.
+    /// least 32 bytes): required with [`AuthBuilder::keys`]; with
+    /// [`AuthBuilder::secret`] it replaces the one derived from the secret.
+    /// Kept apart from the signing keys, so a key rotation leaves sessions
+    /// and codes untouched.
     pub fn refresh_secret(mut self, secret: &[u8]) -> Self {
         self.refresh_secret = Some(secret.to_vec());
         self
@@ -358,8 +360,12 @@ impl<E: ExtraClaims> AuthBuilder<E> {
                 (keys, secret)
             }
             (None, Some(master)) => {
-                let (keys, refresh) = crate::keys::from_master(&master)?;
-                (keys, refresh.to_vec())
+                let (keys, derived) = crate::keys::from_master(&master)?;
+                let secret = self.refresh_secret.unwrap_or_else(|| derived.to_vec());
+                if secret.len() < 32 {
+                    return Err(ConfigError::RefreshSecretTooShort(secret.len()));
+                }
+                (keys, secret)
             }
             (None, None) => return Err(ConfigError::MissingKeys),
         };

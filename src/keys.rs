@@ -63,6 +63,9 @@ pub enum KeyError {
     /// Two keys have the same `kid`.
     #[error("duplicate kid {0:?}")]
     DuplicateKid(String),
+    /// The PEM is no Ed25519, P-256 or RSA key.
+    #[error("the PEM is not an Ed25519, P-256 or RSA key")]
+    UnknownPem,
     /// A `kid` must be 1 to 64 printable ASCII characters.
     #[error("invalid kid {0:?}: use 1 to 64 printable ASCII characters")]
     InvalidKid(String),
@@ -111,6 +114,24 @@ pub(crate) fn alg_name(alg: Algorithm) -> &'static str {
         Algorithm::RS256 => "RS256",
         _ => "unsupported",
     }
+}
+
+/// The RFC 7638 thumbprint (SHA-256) of a public key, shortened to 22
+/// base64url characters (128 bits). Ed25519 keys, whose thumbprint
+/// `jsonwebtoken` does not compute, hash their `x` the same way.
+fn thumbprint_kid(jwk: Option<&Jwk>) -> Result<String, KeyError> {
+    use jsonwebtoken::jwk::{AlgorithmParameters, ThumbprintHash};
+    let jwk = jwk.ok_or(KeyError::UnknownPem)?;
+    let full = match &jwk.algorithm {
+        AlgorithmParameters::OctetKeyPair(okp) => {
+            let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, okp.x);
+            URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+        }
+        _ => jwk
+            .thumbprint(ThumbprintHash::SHA256)
+            .map_err(|_| KeyError::UnknownPem)?,
+    };
+    Ok(full.chars().take(22).collect())
 }
 
 fn public_jwk(kid: &str, alg: Algorithm, mut jwk: Jwk) -> Jwk {
@@ -183,6 +204,28 @@ impl SigningKey {
         })
     }
 
+    /// A key from a PEM private key of any supported kind (Ed25519, P-256 or
+    /// RSA, PKCS#8; RSA also PKCS#1), named by its public key's RFC 7638
+    /// thumbprint, so every instance loading the same file agrees on the
+    /// `kid` and a new key gets a new one.
+    pub fn from_pem(private_pem: &[u8]) -> Result<Self, KeyError> {
+        const PROBE_KID: &str = "probe";
+        let key = SigningKey::ed25519_pem(PROBE_KID, private_pem)
+            .or_else(|_| SigningKey::es256_pem(PROBE_KID, private_pem))
+            .or_else(|_| SigningKey::rs256_pem(PROBE_KID, private_pem))
+            .map_err(|_| KeyError::UnknownPem)?;
+        let kid = thumbprint_kid(key.verify.jwk.as_ref())?;
+        let SigningKey {
+            mut verify,
+            encoding,
+        } = key;
+        if let Some(jwk) = &mut verify.jwk {
+            jwk.common.key_id = Some(kid.clone());
+        }
+        verify.kid = kid.into();
+        Ok(SigningKey { verify, encoding })
+    }
+
     /// The key's id.
     pub fn kid(&self) -> &str {
         &self.verify.kid
@@ -230,6 +273,22 @@ impl VerifyKey {
             decoding,
             hmac: None,
         })
+    }
+
+    /// A verify-only key from a PEM public key of any supported kind, named
+    /// as [`SigningKey::from_pem`] names its private half.
+    pub fn from_pem(public_pem: &[u8]) -> Result<Self, KeyError> {
+        const PROBE_KID: &str = "probe";
+        let mut key = VerifyKey::ed25519_pem(PROBE_KID, public_pem)
+            .or_else(|_| VerifyKey::es256_pem(PROBE_KID, public_pem))
+            .or_else(|_| VerifyKey::rs256_pem(PROBE_KID, public_pem))
+            .map_err(|_| KeyError::UnknownPem)?;
+        let kid = thumbprint_kid(key.jwk.as_ref())?;
+        if let Some(jwk) = &mut key.jwk {
+            jwk.common.key_id = Some(kid.clone());
+        }
+        key.kid = kid.into();
+        Ok(key)
     }
 
     /// The key's id.

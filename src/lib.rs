@@ -128,6 +128,7 @@ pub mod captcha;
 mod client;
 mod codes;
 mod cookies;
+mod cors;
 mod credentials;
 mod cross_site;
 mod error;
