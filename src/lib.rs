@@ -105,6 +105,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod address;
 pub mod auth;
 mod cache;
 pub mod captcha;
