@@ -428,13 +428,11 @@ async fn browser_same_origin_page_uses_cookies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs ALLOWED_ORIGINS/TOKENS_IN_BODY in the example"]
 async fn browser_same_site_page_uses_cookies_with_cors() {
     run(PageAt::SameSite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs ALLOWED_ORIGINS/TOKENS_IN_BODY in the example"]
 async fn browser_cross_site_page_uses_tokens_in_the_body() {
     run(PageAt::CrossSite).await;
 }

@@ -135,7 +135,8 @@ impl PostgresStore {
         &self.pool
     }
 
-    /// Creates or upgrades the tables (embedded `migrations/postgres`).
+    /// Creates or upgrades the tables (embedded `migrations/postgres`), and
+    /// brings stored e-mail keys to the current format (once).
     ///
     /// Safe to call on every start, also from several processes at once (sqlx
     /// takes an advisory lock). Migrations the app applied to the same schema
@@ -147,7 +148,9 @@ impl PostgresStore {
         migrator
             .run(&self.pool)
             .await
-            .map_err(StoreError::unavailable)
+            .map_err(StoreError::unavailable)?;
+        self.rekey_emails().await?;
+        Ok(())
     }
 
     fn pool_options() -> PgPoolOptions {

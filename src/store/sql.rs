@@ -168,6 +168,76 @@ macro_rules! sql_store {
             }
         }
 
+        impl $store {
+            /// Brings e-mail keys from format 1 (trim + lower-case) to
+            /// format 2 (IDNA domains), once, in one transaction; the meta
+            /// row's lock keeps concurrent starts from doing it twice. Twins
+            /// that now share a key: the oldest keeps it, the others are
+            /// disabled and parked (logged). Returns the accounts changed.
+            pub(crate) async fn rekey_emails(&self) -> Result<usize, $crate::store::StoreError> {
+                use $crate::address::{Rekey, StoredAddress, plan_rekey};
+                let mut tx = self.pool.begin().await.map_err($crate::store::StoreError::unavailable)?;
+                let version: Option<i64> = sqlx::query_scalar(
+                    "UPDATE authkit_meta SET value = value \
+                     WHERE name = 'email_key_version' RETURNING value",
+                )
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err($crate::store::StoreError::unavailable)?;
+                if version.is_some_and(|v| v >= 2) {
+                    return Ok(0);
+                }
+                let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+                    "SELECT id, email, email_key, created_at FROM authkit_users",
+                )
+                .fetch_all(&mut *tx)
+                .await
+                .map_err($crate::store::StoreError::unavailable)?;
+                let rows: Vec<StoredAddress> = rows
+                    .into_iter()
+                    .map(|(id, email, old_key, created_at)| StoredAddress {
+                        id,
+                        email,
+                        old_key,
+                        created_at,
+                    })
+                    .collect();
+                let plan = plan_rekey(&rows);
+                for change in &plan {
+                    let (id, key, disable) = match change {
+                        Rekey::Update { id, key } => (id, key, false),
+                        Rekey::Disable { id, key, kept_by } => {
+                            tracing::warn!(
+                                user = %id,
+                                kept_by = %kept_by,
+                                "e-mail key migration: an older account has the same address; this one is disabled"
+                            );
+                            (id, key, true)
+                        }
+                    };
+                    sqlx::query(
+                        "UPDATE authkit_users SET email_key = $1, \
+                         disabled = (disabled OR $2) WHERE id = $3",
+                    )
+                    .bind(key)
+                    .bind(disable)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::store::StoreError::unavailable)?;
+                }
+                sqlx::query("UPDATE authkit_meta SET value = 2 WHERE name = 'email_key_version'")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::store::StoreError::unavailable)?;
+                tx.commit().await.map_err($crate::store::StoreError::unavailable)?;
+                if !plan.is_empty() {
+                    tracing::info!(changed = plan.len(), "e-mail keys migrated to format 2");
+                }
+                Ok(plan.len())
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::UserStore for $store {
             async fn create_user(

@@ -110,7 +110,8 @@ impl SqliteStore {
         &self.pool
     }
 
-    /// Creates or upgrades the tables (embedded `migrations/sqlite`).
+    /// Creates or upgrades the tables (embedded `migrations/sqlite`), and
+    /// brings stored e-mail keys to the current format (once).
     ///
     /// Safe to call on every start. Migrations the app applied to the same
     /// database with its own sqlx migrator are ignored, not reported missing;
@@ -121,7 +122,9 @@ impl SqliteStore {
         migrator
             .run(&self.pool)
             .await
-            .map_err(StoreError::unavailable)
+            .map_err(StoreError::unavailable)?;
+        self.rekey_emails().await?;
+        Ok(())
     }
 
     /// The pool settings of [`SqliteStore::connect`] and
