@@ -181,6 +181,18 @@ impl Drop for SchemaGuard {
 /// When the server answers but the schema cannot be set up.
 #[cfg(feature = "postgres")]
 pub async fn postgres_store() -> Option<(axum_authkit::store::PostgresStore, SchemaGuard)> {
+    let (store, guard) = postgres_store_unmigrated().await?;
+    store
+        .migrate()
+        .await
+        .unwrap_or_else(|e| panic!("migrate schema {}: {e}", guard.schema()));
+    Some((store, guard))
+}
+
+/// [`postgres_store`] before its migrations ran.
+#[cfg(feature = "postgres")]
+pub async fn postgres_store_unmigrated()
+-> Option<(axum_authkit::store::PostgresStore, SchemaGuard)> {
     let url = postgres_url().await?;
     let schema = unique_name("authkit_test");
     let guard = SchemaGuard {
@@ -190,10 +202,6 @@ pub async fn postgres_store() -> Option<(axum_authkit::store::PostgresStore, Sch
     let store = axum_authkit::store::PostgresStore::connect_in_schema(&url, &schema)
         .await
         .unwrap_or_else(|e| panic!("connect_in_schema({schema}) on {url}: {e}"));
-    store
-        .migrate()
-        .await
-        .unwrap_or_else(|e| panic!("migrate schema {schema}: {e}"));
     Some((store, guard))
 }
 
