@@ -7,6 +7,10 @@
 //!   threads sized to leave the runtime at least one core (one thread on a
 //!   2-core machine), fed by a bounded queue: a flood of sign-ins waits in
 //!   line, and past the queue's end it is turned away with `429` at once.
+//!   - The queue is shared fairly: one client address may have at most
+//!     [`max_hashes_per_client`](PasswordPolicy::max_hashes_per_client) jobs
+//!     queued or running; past that its requests get `429` at once while
+//!     other addresses still get in line.
 //!   - The threads run at the lowest CPU priority (`SCHED_IDLE` on Linux,
 //!     which any request-handling thread preempts on wakeup; nice 19
 //!     elsewhere), so hashing takes what request handling leaves: during a
@@ -24,7 +28,7 @@
 //! - An unknown login is verified against a dummy hash, so it costs the same
 //!   time as a wrong password.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -56,6 +60,12 @@ pub struct PasswordPolicy {
     /// Requests allowed to wait for a hashing thread before new ones get
     /// `429` (default 256).
     pub max_queued_hashes: usize,
+    /// Hashing jobs (queued or running) one client address may have at
+    /// once; past it that address gets `429` at once, so one address cannot
+    /// fill the queue and starve the others. `None` (the default) means
+    /// `max(2, max_queued_hashes / 8)`. Callers without a known address
+    /// (and the crate's own work) are not limited by it.
+    pub max_hashes_per_client: Option<usize>,
 }
 
 impl Default for PasswordPolicy {
@@ -70,6 +80,7 @@ impl Default for PasswordPolicy {
             parallelism: 1,
             max_concurrent_hashes: cores.saturating_sub(1).max(1),
             max_queued_hashes: 256,
+            max_hashes_per_client: None,
         }
     }
 }
@@ -108,6 +119,31 @@ pub(crate) struct Passwords {
     params: Params,
     jobs: SyncSender<Job>,
     dummy: OnceCell<String>,
+    per_client: usize,
+    in_flight: InFlight,
+}
+
+/// Jobs queued or running per client address (only addresses with jobs).
+type InFlight = Arc<Mutex<HashMap<String, usize>>>;
+
+/// One job's place in its client's share, given back on drop. It travels
+/// with the job: a caller that goes away leaves its job in the queue, and
+/// the place stays taken until the job has run (or is discarded).
+struct ClientSlot {
+    in_flight: InFlight,
+    client: String,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.client) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.client);
+            }
+        }
+    }
 }
 
 /// One hashing thread: lowest CPU priority, one work area, jobs until the
@@ -177,6 +213,12 @@ impl Passwords {
         if policy.min_chars == 0 || policy.min_chars > policy.max_chars {
             return Err("password policy: need 0 < min_chars <= max_chars".into());
         }
+        let per_client = policy
+            .max_hashes_per_client
+            .unwrap_or((policy.max_queued_hashes / 8).max(2));
+        if per_client == 0 {
+            return Err("password policy: need max_hashes_per_client >= 1".into());
+        }
         let (jobs, queue) = sync_channel::<Job>(policy.max_queued_hashes);
         let queue = Arc::new(Mutex::new(queue));
         for i in 0..policy.max_concurrent_hashes.max(1) {
@@ -191,6 +233,8 @@ impl Passwords {
             params,
             jobs,
             dummy: OnceCell::new(),
+            per_client,
+            in_flight: Arc::default(),
         })
     }
 
@@ -220,15 +264,42 @@ impl Passwords {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
 
-    /// Runs `f` on a hashing thread, in that thread's work area; `429` when
-    /// the queue is full.
+    /// Takes a place in `client`'s share of the queue; `429` when its share
+    /// is used up. `None` (no known address) is not limited.
+    fn admit(&self, client: Option<&str>) -> Result<Option<ClientSlot>, AuthError> {
+        let Some(client) = client else {
+            return Ok(None);
+        };
+        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(client.to_owned()).or_insert(0);
+        if *n >= self.per_client {
+            tracing::info!(client = ?client, "client's share of the hashing queue used up");
+            return Err(AuthError::RateLimited {
+                retry_after: std::time::Duration::from_secs(1),
+            });
+        }
+        *n += 1;
+        Ok(Some(ClientSlot {
+            in_flight: self.in_flight.clone(),
+            client: client.to_owned(),
+        }))
+    }
+
+    /// Runs `f` on a hashing thread, in that thread's work area, for
+    /// `client` (a client address, `None` when unknown); `429` when the
+    /// queue or the client's share of it is full.
     async fn bounded<T: Send + 'static>(
         &self,
+        client: Option<&str>,
         f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, AuthError> {
+        let slot = self.admit(client)?;
         let (answer, answered) = oneshot::channel();
         let job: Job = Box::new(move |area| {
-            let _ = answer.send(f(area));
+            let out = f(area);
+            // The share is free again before the caller hears back.
+            drop(slot);
+            let _ = answer.send(out);
         });
         match self.jobs.try_send(job) {
             Ok(()) => {}
@@ -247,10 +318,15 @@ impl Passwords {
             .map_err(|_| AuthError::Internal("hashing task failed"))
     }
 
-    /// Hashes `password` (call [`Passwords::problems`] first).
-    pub(crate) async fn hash(&self, password: String) -> Result<String, AuthError> {
+    /// Hashes `password` (call [`Passwords::problems`] first) for `client`
+    /// (its address, for its share of the queue; `None` when unknown).
+    pub(crate) async fn hash(
+        &self,
+        password: String,
+        client: Option<&str>,
+    ) -> Result<String, AuthError> {
         let argon2 = self.argon2();
-        self.bounded(move |area| {
+        self.bounded(client, move |area| {
             let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
             let output = compute(
                 &argon2,
@@ -274,17 +350,19 @@ impl Passwords {
 
     async fn dummy_hash(&self) -> Result<String, AuthError> {
         self.dummy
-            .get_or_try_init(|| self.hash("dummy password for unknown logins".to_owned()))
+            .get_or_try_init(|| self.hash("dummy password for unknown logins".to_owned(), None))
             .await
             .cloned()
     }
 
     /// Checks `password` against `phc`, or against a dummy hash when the
-    /// login is unknown (`None`), which always fails but takes the same time.
+    /// login is unknown (`None`), which always fails but takes the same time;
+    /// `client` as for [`Passwords::hash`].
     pub(crate) async fn verify(
         &self,
         password: String,
         phc: Option<String>,
+        client: Option<&str>,
     ) -> Result<Verdict, AuthError> {
         let known = phc.is_some();
         let phc = match phc {
@@ -299,7 +377,7 @@ impl Passwords {
             });
         }
         let params = self.params.clone();
-        self.bounded(move |area| {
+        self.bounded(client, move |area| {
             let refused = Verdict {
                 ok: false,
                 needs_rehash: false,
@@ -373,7 +451,10 @@ mod tests {
     #[tokio::test]
     async fn hashes_are_standard_phc_strings() {
         let p = Passwords::new(small()).unwrap();
-        let phc = p.hash("correct horse battery staple".into()).await.unwrap();
+        let phc = p
+            .hash("correct horse battery staple".into(), None)
+            .await
+            .unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=1024,t=2,p=1$"), "{phc}");
         // The argon2 crate's own verifier agrees, both ways.
         let parsed = PasswordHash::new(&phc).unwrap();
@@ -395,13 +476,13 @@ mod tests {
             .unwrap()
             .to_string();
         let v = p
-            .verify("another good password".into(), Some(theirs.clone()))
+            .verify("another good password".into(), Some(theirs.clone()), None)
             .await
             .unwrap();
         assert!(v.ok);
         assert!(v.needs_rehash, "default params differ from the policy's");
         assert!(
-            !p.verify("another good passwore".into(), Some(theirs))
+            !p.verify("another good passwore".into(), Some(theirs), None)
                 .await
                 .unwrap()
                 .ok
@@ -411,9 +492,16 @@ mod tests {
     #[tokio::test]
     async fn verify_refuses_unknown_logins_and_garbage() {
         let p = Passwords::new(small()).unwrap();
-        let phc = p.hash("correct horse battery staple".into()).await.unwrap();
+        let phc = p
+            .hash("correct horse battery staple".into(), None)
+            .await
+            .unwrap();
         let v = p
-            .verify("correct horse battery staple".into(), Some(phc.clone()))
+            .verify(
+                "correct horse battery staple".into(),
+                Some(phc.clone()),
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -424,19 +512,19 @@ mod tests {
             }
         );
         assert!(
-            !p.verify("correct horse battery staple".into(), None)
+            !p.verify("correct horse battery staple".into(), None, None)
                 .await
                 .unwrap()
                 .ok
         );
         assert!(
-            !p.verify("x".into(), Some("not a phc string".into()))
+            !p.verify("x".into(), Some("not a phc string".into()), None)
                 .await
                 .unwrap()
                 .ok
         );
         let long = "x".repeat(129);
-        assert!(!p.verify(long, Some(phc)).await.unwrap().ok);
+        assert!(!p.verify(long, Some(phc), None).await.unwrap().ok);
     }
 
     #[test]
@@ -466,7 +554,9 @@ mod tests {
         let tasks: Vec<_> = (0..8)
             .map(|_| {
                 let p = p.clone();
-                tokio::spawn(async move { p.hash("correct horse battery staple".into()).await })
+                tokio::spawn(
+                    async move { p.hash("correct horse battery staple".into(), None).await },
+                )
             })
             .collect();
         let mut refused = 0;
@@ -481,5 +571,72 @@ mod tests {
             refused > 0,
             "some of 8 concurrent hashes must find the queue full"
         );
+    }
+
+    fn poll_once<F: Future>(f: std::pin::Pin<&mut F>) -> std::task::Poll<F::Output> {
+        f.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    }
+
+    #[tokio::test]
+    async fn one_address_gets_its_share_of_the_queue_and_no_more() {
+        use futures_util::FutureExt;
+
+        const A: &str = "192.0.2.1";
+        let p = Passwords::new(PasswordPolicy {
+            max_concurrent_hashes: 1,
+            max_queued_hashes: 16,
+            ..small()
+        })
+        .unwrap();
+        assert_eq!(p.per_client, 2, "max(2, 16 / 8)");
+        // Hold the only hashing thread until the test lets go.
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let mut first = std::pin::pin!(p.bounded(Some(A), move |_| {
+            let _ = wait.recv();
+        }));
+        assert!(poll_once(first.as_mut()).is_pending());
+        // A's second job waits in the queue. Its caller goes away; the job,
+        // and its place in A's share, stay.
+        assert!(p.bounded(Some(A), |_| ()).now_or_never().is_none());
+        // A has used its share: refused at once, on every entry point.
+        let refused = |r: Option<Result<_, AuthError>>| matches!(r, Some(Err(AuthError::RateLimited { retry_after })) if retry_after == std::time::Duration::from_secs(1));
+        assert!(refused(p.bounded(Some(A), |_| ()).now_or_never()));
+        assert!(refused(
+            p.hash("correct horse battery staple".into(), Some(A))
+                .now_or_never()
+                .map(|r| r.map(drop))
+        ));
+        // Another address still gets in line, and so do callers without an
+        // address, past any share.
+        let mut other = std::pin::pin!(p.bounded(Some("198.51.100.7"), |_| 7));
+        assert!(poll_once(other.as_mut()).is_pending());
+        let mut unknown: Vec<_> = (0..3)
+            .map(|i| Box::pin(p.bounded(None, move |_| i)))
+            .collect();
+        for u in &mut unknown {
+            assert!(poll_once(u.as_mut()).is_pending());
+        }
+        go.send(()).unwrap();
+        first.await.unwrap();
+        assert_eq!(other.await.unwrap(), 7);
+        for (i, u) in unknown.into_iter().enumerate() {
+            assert_eq!(u.await.unwrap(), i);
+        }
+        // Every job has run (FIFO, one thread): A's share is free again,
+        // including the place of the caller that went away.
+        assert_eq!(p.bounded(Some(A), |_| 2).await.unwrap(), 2);
+        assert!(
+            p.in_flight.lock().unwrap().is_empty(),
+            "nothing left counted"
+        );
+    }
+
+    #[test]
+    fn a_zero_share_is_refused() {
+        let policy = PasswordPolicy {
+            max_hashes_per_client: Some(0),
+            ..small()
+        };
+        assert!(Passwords::new(policy).is_err());
     }
 }

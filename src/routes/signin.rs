@@ -30,11 +30,12 @@ pub(super) async fn signin<E: ExtraClaims>(
     f.finish()?;
 
     let limits = auth.config().limits();
+    let ip = ip_key(&parts, &auth);
     let mut keys = vec![(
         format!("signin:login:{}", email_key(&login)),
         limits.signin_failures_per_login,
     )];
-    if let Some(ip) = ip_key(&parts, &auth) {
+    if let Some(ip) = &ip {
         keys.push((format!("signin:ip:{ip}"), limits.signin_failures_per_ip));
     }
     for (key, limit) in &keys {
@@ -52,6 +53,7 @@ pub(super) async fn signin<E: ExtraClaims>(
         .verify(
             password.clone(),
             user.as_ref().map(|u| u.password_hash.clone()),
+            ip.as_deref(),
         )
         .await?;
     let user = match user {
@@ -66,7 +68,7 @@ pub(super) async fn signin<E: ExtraClaims>(
     };
     auth.inner.limiter.reset(&keys[0].0).await?;
     if verdict.needs_rehash {
-        match auth.inner.passwords.hash(password).await {
+        match auth.inner.passwords.hash(password, ip.as_deref()).await {
             Ok(hash) => {
                 if let Err(e) = auth.users().set_password_hash(&user.id, &hash).await {
                     tracing::warn!(user = %user.id, error = %e, "password rehash not stored");

@@ -67,7 +67,7 @@ pub(super) async fn signup<E: ExtraClaims>(
     }
     check_captcha(&auth, &captcha, &parts).await?;
 
-    let password_hash = auth.inner.passwords.hash(password).await?;
+    let password_hash = auth.inner.passwords.hash(password, ip.as_deref()).await?;
     let user = match auth
         .users()
         .create_user(NewUser {
