@@ -789,16 +789,19 @@ fn allowed(remaining: u32) -> Decision {
     Decision::Allowed { remaining }
 }
 
-/// `max` hits pass, the next is limited; keys are independent.
+/// `max` reservations pass, the next are limited; keys are independent.
 async fn limit_max_then_limited(limiter: Arc<dyn RateLimiter>) {
     let limit = Limit::new(5, Duration::from_secs(60));
     let key = unique_name("signin");
     for remaining in (0..5).rev() {
-        assert_eq!(limiter.hit(&key, limit).await.unwrap(), allowed(remaining));
+        assert_eq!(
+            limiter.reserve(&key, limit).await.unwrap(),
+            allowed(remaining)
+        );
     }
-    assert_limited(limiter.hit(&key, limit).await.unwrap(), "hit max + 1");
-    assert_limited(limiter.hit(&key, limit).await.unwrap(), "hit max + 2");
-    match limiter.hit(&key, limit).await.unwrap() {
+    assert_limited(limiter.reserve(&key, limit).await.unwrap(), "max + 1");
+    assert_limited(limiter.reserve(&key, limit).await.unwrap(), "max + 2");
+    match limiter.reserve(&key, limit).await.unwrap() {
         Decision::Limited { retry_after } => assert!(
             retry_after <= limit.window,
             "retry_after {retry_after:?} exceeds the window"
@@ -806,29 +809,82 @@ async fn limit_max_then_limited(limiter: Arc<dyn RateLimiter>) {
         other => panic!("expected Limited, got {other:?}"),
     }
     assert_eq!(
-        limiter.hit(&format!("{key}:other"), limit).await.unwrap(),
+        limiter
+            .reserve(&format!("{key}:other"), limit)
+            .await
+            .unwrap(),
         allowed(4),
         "another key has its own counter"
     );
+    assert_limited(
+        limiter
+            .reserve(&unique_name("zero"), Limit::new(0, limit.window))
+            .await
+            .unwrap(),
+        "a zero limit",
+    );
 }
 
-/// `peek` counts nothing; it reports `Limited` once the count reached `max`.
-async fn limit_peek_does_not_count(limiter: Arc<dyn RateLimiter>) {
+/// A limited reservation counts nothing: one release after any number of
+/// refusals lets exactly one more through.
+async fn limit_limited_counts_nothing(limiter: Arc<dyn RateLimiter>) {
     let limit = Limit::new(3, Duration::from_secs(60));
-    let key = unique_name("peek");
-    assert_eq!(limiter.peek(&key, limit).await.unwrap(), allowed(3));
-    assert_eq!(limiter.hit(&key, limit).await.unwrap(), allowed(2));
-    for _ in 0..10 {
-        assert_eq!(limiter.peek(&key, limit).await.unwrap(), allowed(2));
+    let key = unique_name("refused");
+    for remaining in [2, 1, 0] {
+        assert_eq!(
+            limiter.reserve(&key, limit).await.unwrap(),
+            allowed(remaining)
+        );
     }
-    assert_eq!(limiter.hit(&key, limit).await.unwrap(), allowed(1));
-    assert_eq!(limiter.peek(&key, limit).await.unwrap(), allowed(1));
-    assert_eq!(limiter.hit(&key, limit).await.unwrap(), allowed(0));
+    for _ in 0..10 {
+        assert_limited(limiter.reserve(&key, limit).await.unwrap(), "at max");
+    }
+    limiter.release(&key).await.unwrap();
+    assert_eq!(limiter.reserve(&key, limit).await.unwrap(), allowed(0));
     assert_limited(
-        limiter.peek(&key, limit).await.unwrap(),
-        "peek at max (the next hit would be refused)",
+        limiter.reserve(&key, limit).await.unwrap(),
+        "after the freed slot",
     );
-    assert_limited(limiter.hit(&key, limit).await.unwrap(), "hit max + 1");
+}
+
+/// `release` gives back one event, saturates at zero, creates nothing and
+/// never moves a window's end.
+async fn limit_release(limiter: Arc<dyn RateLimiter>) {
+    let limit = Limit::new(2, Duration::from_secs(60));
+    let key = unique_name("release");
+    limiter
+        .release(&key)
+        .await
+        .expect("releasing an unknown key is fine");
+    assert_eq!(
+        limiter.reserve(&key, limit).await.unwrap(),
+        allowed(1),
+        "the release created no negative count"
+    );
+    for _ in 0..5 {
+        limiter.release(&key).await.unwrap();
+    }
+    assert_eq!(limiter.reserve(&key, limit).await.unwrap(), allowed(1));
+    assert_eq!(limiter.reserve(&key, limit).await.unwrap(), allowed(0));
+    let before = retry_after(limiter.reserve(&key, limit).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Down to zero and up again: still the first window, not a new one.
+    limiter.release(&key).await.unwrap();
+    limiter.release(&key).await.unwrap();
+    assert_eq!(limiter.reserve(&key, limit).await.unwrap(), allowed(1));
+    assert_eq!(limiter.reserve(&key, limit).await.unwrap(), allowed(0));
+    let after = retry_after(limiter.reserve(&key, limit).await.unwrap());
+    assert!(
+        after < before,
+        "the window was moved: {after:?} left, {before:?} before"
+    );
+}
+
+fn retry_after(decision: Decision) -> Duration {
+    match decision {
+        Decision::Limited { retry_after } => retry_after,
+        other => panic!("expected Limited, got {other:?}"),
+    }
 }
 
 /// `reset` forgets a key.
@@ -836,17 +892,16 @@ async fn limit_reset(limiter: Arc<dyn RateLimiter>) {
     let limit = Limit::new(2, Duration::from_secs(60));
     let key = unique_name("reset");
     let other = format!("{key}:other");
-    limiter.hit(&other, limit).await.unwrap();
+    limiter.reserve(&other, limit).await.unwrap();
     for _ in 0..3 {
-        limiter.hit(&key, limit).await.unwrap();
+        limiter.reserve(&key, limit).await.unwrap();
     }
-    assert_limited(limiter.peek(&key, limit).await.unwrap(), "before reset");
+    assert_limited(limiter.reserve(&key, limit).await.unwrap(), "before reset");
     limiter.reset(&key).await.unwrap();
-    assert_eq!(limiter.peek(&key, limit).await.unwrap(), allowed(2));
-    assert_eq!(limiter.hit(&key, limit).await.unwrap(), allowed(1));
+    assert_eq!(limiter.reserve(&key, limit).await.unwrap(), allowed(1));
     assert_eq!(
-        limiter.peek(&other, limit).await.unwrap(),
-        allowed(1),
+        limiter.reserve(&other, limit).await.unwrap(),
+        allowed(0),
         "reset touches only its key"
     );
     limiter
@@ -859,44 +914,93 @@ async fn limit_reset(limiter: Arc<dyn RateLimiter>) {
 async fn limit_window_expiry(limiter: Arc<dyn RateLimiter>) {
     let limit = Limit::new(2, Duration::from_millis(300));
     let key = unique_name("window");
-    assert_eq!(limiter.hit(&key, limit).await.unwrap(), allowed(1));
-    assert_eq!(limiter.hit(&key, limit).await.unwrap(), allowed(0));
-    assert_limited(limiter.hit(&key, limit).await.unwrap(), "third hit");
+    assert_eq!(limiter.reserve(&key, limit).await.unwrap(), allowed(1));
+    assert_eq!(limiter.reserve(&key, limit).await.unwrap(), allowed(0));
+    assert_limited(limiter.reserve(&key, limit).await.unwrap(), "third");
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
-        limiter.peek(&key, limit).await.unwrap(),
-        allowed(2),
+        limiter.reserve(&key, limit).await.unwrap(),
+        allowed(1),
         "a new window after the old one ended"
     );
-    assert_eq!(limiter.hit(&key, limit).await.unwrap(), allowed(1));
 }
 
-/// 100 concurrent hits with `max` 9: exactly 9 pass.
-async fn limit_concurrent_hits(limiter: Arc<dyn RateLimiter>) {
+/// 100 concurrent reservations with `max` 9: exactly 9 pass, each
+/// `remaining` once.
+async fn limit_concurrent_reserves(limiter: Arc<dyn RateLimiter>) {
     let limit = Limit::new(9, Duration::from_secs(60));
     let key = unique_name("burst");
     let barrier = Arc::new(Barrier::new(100));
-    let hits: Vec<_> = (0..100)
+    let tasks: Vec<_> = (0..100)
         .map(|_| {
             let (limiter, barrier, key) = (limiter.clone(), barrier.clone(), key.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
-                limiter.hit(&key, limit).await
+                limiter.reserve(&key, limit).await
             })
         })
         .collect();
     let mut remaining = Vec::new();
     let mut limited = 0;
-    for hit in hits {
-        match hit.await.expect("hit task").expect("hit") {
+    for task in tasks {
+        match task.await.expect("reserve task").expect("reserve") {
             Decision::Allowed { remaining: r } => remaining.push(r),
             Decision::Limited { .. } => limited += 1,
         }
     }
     remaining.sort_unstable();
-    assert_eq!(remaining, (0..9).collect::<Vec<u32>>(), "allowed hits");
+    assert_eq!(
+        remaining,
+        (0..9).collect::<Vec<u32>>(),
+        "allowed reservations"
+    );
     assert_eq!(limited, 91);
-    assert_limited(limiter.peek(&key, limit).await.unwrap(), "after the burst");
+    assert_limited(
+        limiter.reserve(&key, limit).await.unwrap(),
+        "after the burst",
+    );
+}
+
+/// 100 concurrent attempts that each give their reservation back: some
+/// pass, never more than `max` at once, and afterwards every slot is free.
+async fn limit_concurrent_reserve_release(limiter: Arc<dyn RateLimiter>) {
+    let limit = Limit::new(4, Duration::from_secs(60));
+    let key = unique_name("churn");
+    let barrier = Arc::new(Barrier::new(100));
+    let held = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let peak = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let (limiter, barrier, key) = (limiter.clone(), barrier.clone(), key.clone());
+            let (held, peak) = (held.clone(), peak.clone());
+            tokio::spawn(async move {
+                use std::sync::atomic::Ordering::SeqCst;
+                barrier.wait().await;
+                if limiter.reserve(&key, limit).await?.is_limited() {
+                    return Ok(false);
+                }
+                peak.fetch_max(held.fetch_add(1, SeqCst) + 1, SeqCst);
+                tokio::task::yield_now().await;
+                held.fetch_sub(1, SeqCst);
+                limiter.release(&key).await?;
+                Ok::<_, StoreError>(true)
+            })
+        })
+        .collect();
+    let mut passed = 0;
+    for task in tasks {
+        passed += u32::from(task.await.expect("task").expect("limiter"));
+    }
+    assert!(passed >= 4, "{passed} passed");
+    let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..=4).contains(&peak), "{peak} held at once");
+    for remaining in (0..4).rev() {
+        assert_eq!(
+            limiter.reserve(&key, limit).await.unwrap(),
+            allowed(remaining),
+            "every slot was given back"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -991,10 +1095,12 @@ macro_rules! limit_cases {
     ($make:path) => {
         cases!($make;
             limit_max_then_limited,
-            limit_peek_does_not_count,
+            limit_limited_counts_nothing,
+            limit_release,
             limit_reset,
             limit_window_expiry,
-            limit_concurrent_hits,
+            limit_concurrent_reserves,
+            limit_concurrent_reserve_release,
         );
     };
 }

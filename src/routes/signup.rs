@@ -59,7 +59,7 @@ pub(super) async fn signup<E: ExtraClaims>(
         if let crate::rate_limit::Decision::Limited { retry_after } = auth
             .inner
             .limiter
-            .hit(&format!("signup:ip:{ip}"), limit)
+            .reserve(&format!("signup:ip:{ip}"), limit)
             .await?
         {
             return Err(AuthError::RateLimited { retry_after });

@@ -36,7 +36,7 @@ async fn limit<E: ExtraClaims>(
     key: String,
     limit: crate::rate_limit::Limit,
 ) -> Result<(), AuthError> {
-    match auth.inner.limiter.hit(&key, limit).await? {
+    match auth.inner.limiter.reserve(&key, limit).await? {
         Decision::Limited { retry_after } => Err(AuthError::RateLimited { retry_after }),
         Decision::Allowed { .. } => Ok(()),
     }

@@ -122,30 +122,48 @@ return out
     )
 });
 
-/// KEYS: counter. ARGV: window ms. Returns {count, pttl} after counting.
-static HIT: LazyLock<Script> = LazyLock::new(|| {
+/// KEYS: counter. ARGV: max, window ms. Counts one event only while fewer
+/// than `max` are counted (one atomic step, so concurrent callers cannot
+/// overshoot). Returns {1, remaining, pttl} when counted, else
+/// {0, count, pttl} (pttl -2 when there is no counter).
+static RESERVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local c = redis.call('INCR', KEYS[1])
-local t = redis.call('PTTL', KEYS[1])
-if c == 1 or t < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  t = tonumber(ARGV[1])
+local raw = redis.call('GET', KEYS[1])
+local c = 0
+if raw then
+  c = tonumber(raw)
+  if not c then return redis.error_reply('ERR rate-limit counter is not a number') end
 end
-return {c, t}
+local max = tonumber(ARGV[1])
+local t = redis.call('PTTL', KEYS[1])
+if c < max then
+  c = redis.call('INCR', KEYS[1])
+  -- Only a new counter (or one without TTL) gets a window: a counter given
+  -- back to 0 by RELEASE keeps its window.
+  if not raw or t < 0 then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    t = tonumber(ARGV[2])
+  end
+  return {1, max - c, t}
+end
+if t == -1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  t = tonumber(ARGV[2])
+end
+return {0, c, t}
 "#,
     )
 });
 
-/// KEYS: counter. Returns {count, pttl}; {0, -2} when the key is absent.
-static PEEK: LazyLock<Script> = LazyLock::new(|| {
+/// KEYS: counter. Gives back one event: DECR only when the counter exists and
+/// is above 0. The TTL is never touched (DECR keeps it).
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local c = redis.call('GET', KEYS[1])
-if not c then return {0, -2} end
-local n = tonumber(c)
-if not n then return redis.error_reply('ERR rate-limit counter is not a number') end
-return {n, redis.call('PTTL', KEYS[1])}
+local c = tonumber(redis.call('GET', KEYS[1]) or '0')
+if c and c > 0 then redis.call('DECR', KEYS[1]) end
+return 0
 "#,
     )
 });
@@ -308,15 +326,6 @@ fn decode_family(id: &str, fields: Vec<Option<Vec<u8>>>) -> Result<Option<Family
     }))
 }
 
-fn decision(count: i64, limit: Limit, ttl: Duration, peek: bool) -> Decision {
-    Decision::from_count(
-        u32::try_from(count.max(0)).unwrap_or(u32::MAX),
-        limit,
-        ttl,
-        peek,
-    )
-}
-
 fn window_ms(limit: Limit) -> u64 {
     let ms = limit.window.as_nanos().div_ceil(1_000_000);
     u64::try_from(ms)
@@ -417,31 +426,32 @@ impl RefreshStore for RedisStore {
 
 #[async_trait]
 impl RateLimiter for RedisStore {
-    async fn hit(&self, key: &str, limit: Limit) -> Result<Decision, StoreError> {
+    async fn reserve(&self, key: &str, limit: Limit) -> Result<Decision, StoreError> {
         let mut conn = self.conn.clone();
-        let (count, ttl): (i64, i64) = self
+        let (counted, n, ttl): (i64, i64, i64) = self
             .run(
-                HIT.key(self.limit_key(key))
+                RESERVE
+                    .key(self.limit_key(key))
+                    .arg(limit.max)
                     .arg(window_ms(limit))
                     .invoke_async(&mut conn),
             )
             .await?;
-        Ok(decision(count, limit, millis(ttl), false))
+        if counted == 1 {
+            let remaining = u32::try_from(n.max(0)).unwrap_or(u32::MAX);
+            return Ok(Decision::Allowed { remaining });
+        }
+        // No counter (a zero limit): the whole window.
+        let ttl = if ttl < 0 { limit.window } else { millis(ttl) };
+        Ok(Decision::limited(ttl))
     }
 
-    async fn peek(&self, key: &str, limit: Limit) -> Result<Decision, StoreError> {
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        let (count, ttl): (i64, i64) = self
-            .run(PEEK.key(self.limit_key(key)).invoke_async(&mut conn))
+        let _: i64 = self
+            .run(RELEASE.key(self.limit_key(key)).invoke_async(&mut conn))
             .await?;
-        let ttl = match ttl {
-            -2 => return Ok(decision(0, limit, limit.window, true)),
-            // A counter without TTL (never written by this store) reads as a
-            // fresh window; the next `hit` repairs it.
-            -1 => limit.window,
-            ms => millis(ms),
-        };
-        Ok(decision(count, limit, ttl, true))
+        Ok(())
     }
 
     async fn reset(&self, key: &str) -> Result<(), StoreError> {
