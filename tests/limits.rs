@@ -3,9 +3,10 @@
 //! other users.
 //!
 //! Evaluations are counted at the user store: every `user_by_email` call
-//! comes after the limiter and is followed by one argon2 verification (or a
-//! `429` from the hashing queue), so the count bounds the evaluations from
-//! above. Independently, every answer other than `429` is an evaluation.
+//! comes after the limiter and is followed by one argon2 verification or by
+//! a `429` from the hashing queue, so while the queue refuses nothing the
+//! count bounds the evaluations from above. Independently, every answer other
+//! than `429` is an evaluation.
 
 mod common;
 
@@ -296,7 +297,6 @@ async fn a_legitimate_sign_in_completes_during_a_burst() {
     ));
     h.signup("victim@example.com", addr(1)).await;
     h.signup("legit@example.com", addr(1)).await;
-    let before = h.users.lookups();
     let mut attempts: Vec<_> = (0..60)
         .map(|i| (format!("guess{i}@example.com"), addr(2)))
         .collect();
@@ -313,9 +313,9 @@ async fn a_legitimate_sign_in_completes_during_a_burst() {
     let limits = &h.limits;
     let bound =
         limits.signin_failures_per_ip.max as usize + limits.signin_failures_per_login.max as usize;
+    // Every 401 is an evaluation. (The lookups count more here: requests
+    // turned away by the hashing queue's per-address share give their
+    // reservations back, and others take them.)
     assert!(tally.unauthorized <= bound, "{tally:?}");
-    assert!(
-        h.users.lookups() - before <= bound + 1,
-        "the burst's evaluations and the legitimate one"
-    );
+    assert!(tally.limited > 0, "{tally:?}");
 }
