@@ -389,15 +389,21 @@ mod tests {
     #[test]
     fn a_flood_of_fresh_keys_keeps_attacked_keys_and_admits_new_ones() {
         let limiter = MemoryRateLimiter::default();
-        let limit = Limit::new(5, Duration::from_secs(15 * 60));
+        let window = Duration::from_secs(15 * 60);
+        let login = Limit::new(5, window);
+        let pair = Limit::new(2, window);
+        // A login with three failures, and a key at 1 of 2: as few events as
+        // any flood key and the soonest end, so first to go but for its
+        // protection.
         let victim = "signin:login:victim@example.com";
         for remaining in [4, 3, 2] {
-            assert_eq!(limiter.reserve_now(victim, limit), allowed(remaining));
+            assert_eq!(limiter.reserve_now(victim, login), allowed(remaining));
         }
+        assert_eq!(limiter.reserve_now("pair", pair), allowed(1));
         for i in 0..1_000_000 {
             let key = format!("signin:login:flood{i}@example.com");
             assert_eq!(
-                limiter.reserve_now(&key, limit),
+                limiter.reserve_now(&key, login),
                 allowed(4),
                 "flood key {i}"
             );
@@ -407,13 +413,15 @@ mod tests {
             "memory stays at the nominal capacity: {} keys",
             limiter.len()
         );
-        // (a) The victim's three failures are still counted.
-        assert_eq!(limiter.reserve_now(victim, limit), allowed(1));
-        assert_eq!(limiter.reserve_now(victim, limit), allowed(0));
-        assert!(limiter.reserve_now(victim, limit).is_limited());
+        // (a) The attacked keys kept their counts.
+        assert_eq!(limiter.reserve_now(victim, login), allowed(1));
+        assert_eq!(limiter.reserve_now(victim, login), allowed(0));
+        assert!(limiter.reserve_now(victim, login).is_limited());
+        assert_eq!(limiter.reserve_now("pair", pair), allowed(0));
+        assert!(limiter.reserve_now("pair", pair).is_limited());
         // (b) A newcomer is still let in.
         assert_eq!(
-            limiter.reserve_now("signin:login:fresh@example.com", limit),
+            limiter.reserve_now("signin:login:fresh@example.com", login),
             allowed(4)
         );
     }

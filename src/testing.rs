@@ -1197,8 +1197,6 @@ pub async fn limit_concurrent_reserve_release(limiter: Arc<dyn RateLimiter>) {
 // Backends
 // ---------------------------------------------------------------------------
 
-/// Keeps a backend's isolation (schema, key prefix, temp file) alive.
-
 /// One `#[tokio::test]` per case of `$cases` on a fresh store from `$make`
 /// (an `async fn() -> Option<(Arc<S>, G)>`: `None` skips the test; `G` keeps
 /// the store's isolation alive until the test ends).
