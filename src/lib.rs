@@ -76,6 +76,7 @@
 //! | `postgres` | yes | `PostgresStore` (sqlx) |
 //! | `redis` | yes | `RedisStore`: refresh families and rate limits shared by instances |
 //! | `siteverify` | yes | `Siteverify` captcha client (reqwest, rustls) |
+//! | `smtp` | no | `SmtpMailer`: mail over SMTP with STARTTLS or implicit TLS (lettre, rustls) |
 //!
 //! With `default-features = false` the crate has the layer, extractors,
 //! router and in-memory stores only.

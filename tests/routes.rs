@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
 use axum::routing::get;
 use axum_authkit::captcha::{CaptchaError, CaptchaVerifier};
-use axum_authkit::mail::{MailError, Mailer};
+use axum_authkit::mail::{Mail, MailError, Mailer};
 use axum_authkit::rate_limit::Limit;
 use axum_authkit::store::{
     Family, MemoryStore, NewUser, RefreshStore, Rotation, StoreError, User, UserStore,
@@ -47,12 +47,9 @@ struct TestMailer(Arc<Outbox>);
 
 #[async_trait]
 impl Mailer for TestMailer {
-    async fn send_verification_code(&self, to: &str, _: &str, code: &str) -> Result<(), MailError> {
-        self.0
-            .0
-            .lock()
-            .unwrap()
-            .push((to.to_owned(), code.to_owned()));
+    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        let code = mail.code.clone().expect("a verification mail has a code");
+        self.0.0.lock().unwrap().push((mail.to.clone(), code));
         Ok(())
     }
 }
@@ -62,8 +59,8 @@ struct DownMailer;
 
 #[async_trait]
 impl Mailer for DownMailer {
-    async fn send_verification_code(&self, _: &str, _: &str, _: &str) -> Result<(), MailError> {
-        Err(MailError("connection refused".into()))
+    async fn send(&self, _: &Mail) -> Result<(), MailError> {
+        Err(MailError::new("provider down", "connection refused"))
     }
 }
 

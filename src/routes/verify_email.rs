@@ -16,6 +16,7 @@ use crate::auth::Auth;
 use crate::claims::ExtraClaims;
 use crate::error::AuthError;
 use crate::extract::AuthUser;
+use crate::mail::{MailFacts, MailKind, Templates};
 use crate::rate_limit::Decision;
 use crate::store::{StoreError, User};
 use crate::time::now_millis;
@@ -136,11 +137,9 @@ pub(super) async fn send_new_code<E: ExtraClaims>(
     auth.users()
         .set_verification_code(&user.id, &record)
         .await?;
-    let sent = auth
-        .inner
-        .mailer
-        .send_verification_code(&user.email, &user.name, &code)
-        .await;
+    let facts = MailFacts::new(&user.email, &user.name).code(&code, auth.inner.codes.policy.ttl);
+    let mail = Templates::default().mail(MailKind::Verification, &facts);
+    let sent = auth.inner.mailer.send(&mail).await;
     if let Err(e) = &sent {
         tracing::warn!(user = %user.id, error = %e, "verification mail not sent");
     }
