@@ -76,9 +76,9 @@ impl Codes {
         (digits, record)
     }
 
-    /// Minutes a code lives, for the mail text.
-    pub(crate) fn ttl_minutes(&self) -> u64 {
-        self.settings.ttl.as_secs().div_ceil(60)
+    /// How long a code lives, for the mail text.
+    pub(crate) fn ttl(&self) -> std::time::Duration {
+        self.settings.ttl
     }
 
     /// Counts a try of `code` and, when it is right, takes the pending code

@@ -91,6 +91,7 @@
 //! | `postgres` | | `PostgresStore` (sqlx) |
 //! | `redis` | | `RedisStore`: sessions and rate limits shared by instances |
 //! | `siteverify` | | `Siteverify` captcha client (reqwest, rustls) |
+//! | `smtp` | | `SmtpMailer` (lettre, rustls): STARTTLS or implicit TLS, credentials, a deadline |
 //! | `testing` | | the store conformance suite, for your own stores |
 //!
 //! # Security notes

@@ -6,7 +6,7 @@ use crate::address::Address;
 use crate::client::Client;
 use crate::codes::Wrong;
 use crate::error::AuthError;
-use crate::mail::{Mail, MailFacts, MailKind};
+use crate::mail::{MailFacts, MailKind};
 use crate::store::{Code, CodePurpose, StoreError, User};
 use crate::time::now_millis;
 use crate::token::claims::{AccessClaims, ExtraClaims};
@@ -233,22 +233,14 @@ impl<E: ExtraClaims> Auth<E> {
                 return Sent::Failed;
             }
         }
-        let facts = MailFacts {
-            name: user.name.clone(),
-            email: to.to_owned(),
-            code: code.clone(),
-            minutes: self.inner.codes.ttl_minutes(),
-            new_email,
-        };
-        let (subject, text) = self.inner.templates.render(kind, &facts);
-        let mail = Mail {
-            kind,
-            to: to.to_owned(),
-            name: user.name.clone(),
-            code,
-            subject,
-            text,
-        };
+        let mut facts = MailFacts::new(to, &user.name);
+        if let Some(code) = &code {
+            facts = facts.code(code, self.inner.codes.ttl());
+        }
+        if let Some(new_email) = &new_email {
+            facts = facts.new_email(new_email);
+        }
+        let mail = self.inner.templates.mail(kind, &facts);
         match self.inner.mailer.send(&mail).await {
             Ok(()) => Sent::Yes,
             Err(e) => {
