@@ -50,11 +50,11 @@ fn env_flag(name: &str, default: bool) -> bool {
 
 fn env_secs(name: &str, default: u64) -> Result<Duration, BoxError> {
     match env(name) {
-        Some(v) => Ok(Duration::from_secs(
-            v.trim()
-                .parse()
-                .map_err(|_| format!("{name} must be a number of seconds"))?,
-        )),
+        Some(v) => {
+            Ok(Duration::from_secs(v.trim().parse().map_err(|_| {
+                format!("{name} must be a number of seconds")
+            })?))
+        }
         None => Ok(Duration::from_secs(default)),
     }
 }
@@ -97,20 +97,19 @@ struct Stores {
 
 async fn stores() -> Result<Stores, BoxError> {
     let database_url = env("DATABASE_URL").unwrap_or_else(|| "sqlite://authkit.db?mode=rwc".into());
-    let mut stores = if database_url.starts_with("postgres://")
-        || database_url.starts_with("postgresql://")
-    {
-        postgres(&database_url).await?
-    } else {
-        let store = Arc::new(SqliteStore::connect(&database_url).await?);
-        store.migrate().await?;
-        tracing::info!(url = ?database_url, "users and sessions in SQLite");
-        Stores {
-            users: store.clone(),
-            sessions: store.clone(),
-            limiter: Some(store),
-        }
-    };
+    let mut stores =
+        if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+            postgres(&database_url).await?
+        } else {
+            let store = Arc::new(SqliteStore::connect(&database_url).await?);
+            store.migrate().await?;
+            tracing::info!(url = ?database_url, "users and sessions in SQLite");
+            Stores {
+                users: store.clone(),
+                sessions: store.clone(),
+                limiter: Some(store),
+            }
+        };
     if let Some(url) = env("REDIS_URL") {
         redis(&url, &mut stores).await?;
     }
@@ -181,8 +180,11 @@ fn mailer() -> Result<Arc<dyn Mailer>, BoxError> {
 
 #[cfg(feature = "smtp")]
 fn smtp(url: &str) -> Result<Arc<dyn Mailer>, BoxError> {
-    let from = env("MAIL_FROM").ok_or("SMTP_URL needs MAIL_FROM (e.g. `App <no-reply@example.com>`)")?;
-    Ok(Arc::new(axum_authkit::mail::SmtpMailer::from_url(url, &from)?))
+    let from =
+        env("MAIL_FROM").ok_or("SMTP_URL needs MAIL_FROM (e.g. `App <no-reply@example.com>`)")?;
+    Ok(Arc::new(axum_authkit::mail::SmtpMailer::from_url(
+        url, &from,
+    )?))
 }
 
 #[cfg(not(feature = "smtp"))]
@@ -190,10 +192,18 @@ fn smtp(_url: &str) -> Result<Arc<dyn Mailer>, BoxError> {
     Err(needs_feature("SMTP_URL", "smtp"))
 }
 
+/// What the key settings give the builder.
+struct Keys {
+    /// From PEM files; `None`: HS256 derived from `secret`.
+    set: Option<KeySet>,
+    secret: Vec<u8>,
+    refresh_secret: Option<Vec<u8>>,
+}
+
 /// The signing and verify-only keys, and the refresh secret: from PEM files
 /// when `JWT_PRIVATE_KEY_FILE` is set (a rolling key rotation changes only
 /// these files), else derived from `JWT_SECRET`.
-fn keys() -> Result<(Option<KeySet>, Vec<u8>, Option<Vec<u8>>), BoxError> {
+fn keys() -> Result<Keys, BoxError> {
     let secret = match env("JWT_SECRET") {
         Some(s) => s.into_bytes(),
         None => {
@@ -216,13 +226,19 @@ fn keys() -> Result<(Option<KeySet>, Vec<u8>, Option<Vec<u8>>), BoxError> {
         if env("JWT_VERIFY_KEY_FILES").is_some() {
             return Err("JWT_VERIFY_KEY_FILES needs JWT_PRIVATE_KEY_FILE".into());
         }
-        return Ok((None, secret, refresh_secret));
+        return Ok(Keys {
+            set: None,
+            secret,
+            refresh_secret,
+        });
     };
     if refresh_secret.is_none() {
         return Err("JWT_PRIVATE_KEY_FILE needs REFRESH_SECRET (at least 32 bytes)".into());
     }
-    let pem = std::fs::read(&private).map_err(|e| format!("JWT_PRIVATE_KEY_FILE {private}: {e}"))?;
-    let signing = SigningKey::from_pem(&pem).map_err(|e| format!("JWT_PRIVATE_KEY_FILE {private}: {e}"))?;
+    let pem =
+        std::fs::read(&private).map_err(|e| format!("JWT_PRIVATE_KEY_FILE {private}: {e}"))?;
+    let signing =
+        SigningKey::from_pem(&pem).map_err(|e| format!("JWT_PRIVATE_KEY_FILE {private}: {e}"))?;
     tracing::info!(kid = %signing.kid(), "signing key loaded");
     let mut keys = KeySet::new(signing);
     for file in env("JWT_VERIFY_KEY_FILES")
@@ -232,14 +248,19 @@ fn keys() -> Result<(Option<KeySet>, Vec<u8>, Option<Vec<u8>>), BoxError> {
         .filter(|f| !f.is_empty())
     {
         let pem = std::fs::read(file).map_err(|e| format!("JWT_VERIFY_KEY_FILES {file}: {e}"))?;
-        let key = VerifyKey::from_pem(&pem).map_err(|e| format!("JWT_VERIFY_KEY_FILES {file}: {e}"))?;
+        let key =
+            VerifyKey::from_pem(&pem).map_err(|e| format!("JWT_VERIFY_KEY_FILES {file}: {e}"))?;
         tracing::info!(kid = %key.kid(), "verify-only key loaded");
         if keys.get(key.kid()).is_some() {
             continue; // the signing key listed again: it verifies already
         }
         keys = keys.with_verify_key(key)?;
     }
-    Ok((Some(keys), secret, refresh_secret))
+    Ok(Keys {
+        set: Some(keys),
+        secret,
+        refresh_secret,
+    })
 }
 
 #[tokio::main]
@@ -254,7 +275,7 @@ async fn main() -> Result<(), BoxError> {
     let addr: SocketAddr = env("BIND_ADDR")
         .unwrap_or_else(|| "127.0.0.1:3000".into())
         .parse()?;
-    let (keys, secret, refresh_secret) = keys()?;
+    let keys = keys()?;
     let stores = stores().await?;
     let origins: Vec<String> = env("ALLOWED_ORIGINS")
         .iter()
@@ -265,7 +286,7 @@ async fn main() -> Result<(), BoxError> {
 
     let mut builder = Auth::builder()
         .with_claims(|user| async move { Ok(Profile { name: user.name }) })
-        .secret(&secret)
+        .secret(&keys.secret)
         .users(stores.users)
         .sessions(stores.sessions)
         .with_captcha(captcha()?)
@@ -275,10 +296,10 @@ async fn main() -> Result<(), BoxError> {
         .with_cookie_secure(env_flag("COOKIE_SECURE", true))
         .with_access_ttl(env_secs("ACCESS_TTL_SECS", 15 * 60)?)
         .with_refresh_ttl(env_secs("REFRESH_TTL_SECS", 7 * 24 * 3600)?);
-    if let Some(keys) = keys {
-        builder = builder.keys(keys);
+    if let Some(set) = keys.set {
+        builder = builder.keys(set);
     }
-    if let Some(refresh_secret) = refresh_secret {
+    if let Some(refresh_secret) = keys.refresh_secret {
         builder = builder.refresh_secret(&refresh_secret);
     }
     if let Some(limiter) = stores.limiter {

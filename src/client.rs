@@ -63,10 +63,7 @@ impl Client {
     /// The client of a request: its address (see the module docs) and user
     /// agent.
     pub fn from_parts(parts: &Parts, trusted_proxies: &[IpAddr]) -> Self {
-        let user_agent = parts
-            .headers
-            .get(USER_AGENT)
-            .and_then(|v| v.to_str().ok());
+        let user_agent = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
         Client::new(client_ip(parts, trusted_proxies), user_agent)
     }
 

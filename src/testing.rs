@@ -201,7 +201,10 @@ pub async fn session_create_and_read(store: Arc<dyn SessionStore>) {
 pub async fn session_concurrent_rotation_in_grace(store: Arc<dyn SessionStore>) {
     let tokens = tokens(policy(Duration::from_secs(30)));
     let user = unique_name("user");
-    let start = tokens.start(&*store, &user, &Client::trusted(), now_millis()).await.unwrap();
+    let start = tokens
+        .start(&*store, &user, &Client::trusted(), now_millis())
+        .await
+        .unwrap();
     let family_id = start.session.id.clone();
     // One instant for every racer: the grace check cannot depend on timing.
     let now = now_millis();
@@ -259,7 +262,10 @@ pub async fn session_reuse_after_grace(store: Arc<dyn SessionStore>) {
     let grace = Duration::from_millis(300);
     let tokens = tokens(policy(grace));
     let user = unique_name("user");
-    let first = tokens.start(&*store, &user, &Client::trusted(), now_millis()).await.unwrap();
+    let first = tokens
+        .start(&*store, &user, &Client::trusted(), now_millis())
+        .await
+        .unwrap();
     let id = first.session.id.clone();
 
     let rotated_at = now_millis();
@@ -284,7 +290,11 @@ pub async fn session_reuse_after_grace(store: Arc<dyn SessionStore>) {
         "newest token of a family revoked for reuse",
     );
     assert!(
-        store.revoke_user_sessions(&user, None).await.unwrap().is_empty(),
+        store
+            .revoke_user_sessions(&user, None)
+            .await
+            .unwrap()
+            .is_empty(),
         "no live family is left"
     );
 }
@@ -294,7 +304,10 @@ pub async fn session_reuse_after_grace(store: Arc<dyn SessionStore>) {
 pub async fn session_forged_token(store: Arc<dyn SessionStore>) {
     let tokens = tokens(policy(Duration::from_secs(30)));
     let user = unique_name("user");
-    let real = tokens.start(&*store, &user, &Client::trusted(), now_millis()).await.unwrap();
+    let real = tokens
+        .start(&*store, &user, &Client::trusted(), now_millis())
+        .await
+        .unwrap();
     let id = real.session.id.clone();
     let before = load(&*store, &id).await;
 
@@ -302,7 +315,11 @@ pub async fn session_forged_token(store: Arc<dyn SessionStore>) {
     let secret: [u8; 32] = rand::random();
     forged[16..].copy_from_slice(&secret);
     let forged = URL_SAFE_NO_PAD.encode(forged);
-    assert_eq!(decode(&forged)[..16], decode(&real.token)[..16], "same session id");
+    assert_eq!(
+        decode(&forged)[..16],
+        decode(&real.token)[..16],
+        "same session id"
+    );
 
     assert_invalid(
         rotate(&tokens, &*store, &forged, now_millis()).await,
@@ -337,11 +354,21 @@ pub async fn session_revoke(store: Arc<dyn SessionStore>) {
     let bob = format!("{alice}0");
     let mut alice_tokens = Vec::new();
     for _ in 0..3 {
-        alice_tokens.push(tokens.start(&*store, &alice, &Client::trusted(), now).await.unwrap());
+        alice_tokens.push(
+            tokens
+                .start(&*store, &alice, &Client::trusted(), now)
+                .await
+                .unwrap(),
+        );
     }
     let mut bob_tokens = Vec::new();
     for _ in 0..2 {
-        bob_tokens.push(tokens.start(&*store, &bob, &Client::trusted(), now).await.unwrap());
+        bob_tokens.push(
+            tokens
+                .start(&*store, &bob, &Client::trusted(), now)
+                .await
+                .unwrap(),
+        );
     }
 
     let revoked = revoke(&tokens, &*store, &alice_tokens[0].token)
@@ -362,8 +389,7 @@ pub async fn session_revoke(store: Arc<dyn SessionStore>) {
         None
     );
     assert_invalid(
-        rotate(&tokens, &*store, &alice_tokens[0].token, now_millis())
-            .await,
+        rotate(&tokens, &*store, &alice_tokens[0].token, now_millis()).await,
         "token of a revoked family",
     );
     assert!(!store.revoke_session(&unique_name("nofam")).await.unwrap());
@@ -381,7 +407,13 @@ pub async fn session_revoke(store: Arc<dyn SessionStore>) {
     for issued in &alice_tokens {
         assert!(load(&*store, &issued.session.id).await.revoked);
     }
-    assert!(store.revoke_user_sessions(&alice, None).await.unwrap().is_empty());
+    assert!(
+        store
+            .revoke_user_sessions(&alice, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     for issued in &bob_tokens {
         assert!(
@@ -415,8 +447,14 @@ pub async fn session_expiry_and_purge(store: Arc<dyn SessionStore>, expiry: Expi
     });
     let long = tokens(policy(Duration::from_secs(30)));
     let user = unique_name("user");
-    let doomed = short.start(&*store, &user, &Client::trusted(), now_millis()).await.unwrap();
-    let live = long.start(&*store, &user, &Client::trusted(), now_millis()).await.unwrap();
+    let doomed = short
+        .start(&*store, &user, &Client::trusted(), now_millis())
+        .await
+        .unwrap();
+    let live = long
+        .start(&*store, &user, &Client::trusted(), now_millis())
+        .await
+        .unwrap();
     let expires_at = doomed.session.expires_at;
     assert_eq!(expires_at, doomed.session.created_at + ms(ttl));
     assert_eq!(
@@ -477,11 +515,14 @@ pub async fn session_absolute_lifetime(store: Arc<dyn SessionStore>) {
     let lifetime = Duration::from_secs(20);
     let tokens = tokens(SessionSettings {
         refresh_ttl: Duration::from_secs(600),
-        lifetime: lifetime,
+        lifetime,
         reuse_grace: Duration::from_secs(30),
     });
     let user = unique_name("user");
-    let mut issued = tokens.start(&*store, &user, &Client::trusted(), now_millis()).await.unwrap();
+    let mut issued = tokens
+        .start(&*store, &user, &Client::trusted(), now_millis())
+        .await
+        .unwrap();
     let created_at = issued.session.created_at;
     let end = created_at + ms(lifetime);
     assert_eq!(issued.session.expires_at, end);
@@ -591,7 +632,6 @@ pub async fn session_store_cas(store: Arc<dyn SessionStore>) {
     assert_eq!(load(&*store, &family.id).await.current_hash, winner);
 }
 
-
 /// The session list: a user's live sessions only, newest first, with their
 /// metadata; `revoke_user_sessions` can spare one; `rotate` moves
 /// `last_used_at`.
@@ -600,10 +640,18 @@ pub async fn session_listing_and_metadata(store: Arc<dyn SessionStore>) {
     let user = unique_name("lister");
     let other = unique_name("other");
     let now = now_millis();
-    let client = Client::new(Some("2001:db8::7".parse().expect("an address")), Some("Browser/1"));
+    let client = Client::new(
+        Some("2001:db8::7".parse().expect("an address")),
+        Some("Browser/1"),
+    );
     let mut started = Vec::new();
     for i in 0..3 {
-        started.push(tokens.start(&*store, &user, &client, now + i).await.unwrap());
+        started.push(
+            tokens
+                .start(&*store, &user, &client, now + i)
+                .await
+                .unwrap(),
+        );
     }
     tokens
         .start(&*store, &other, &Client::trusted(), now)
@@ -611,14 +659,20 @@ pub async fn session_listing_and_metadata(store: Arc<dyn SessionStore>) {
         .unwrap();
     let listed = store.user_sessions(&user, now + 10).await.unwrap();
     let ids: Vec<&str> = listed.iter().map(|s| s.id.as_str()).collect();
-    let newest_first: Vec<&str> = started.iter().rev().map(|t| t.session.id.as_str()).collect();
+    let newest_first: Vec<&str> = started
+        .iter()
+        .rev()
+        .map(|t| t.session.id.as_str())
+        .collect();
     assert_eq!(ids, newest_first, "newest first, the user's only");
     assert_eq!(listed[0].user_agent.as_deref(), Some("Browser/1"));
     assert_eq!(listed[0].ip.as_deref(), Some("2001:db8::7"));
     assert_eq!(listed[0].last_used_at, listed[0].created_at);
 
     let later = now + 5_000;
-    let rotated = rotate(&tokens, &*store, &started[0].token, later).await.unwrap();
+    let rotated = rotate(&tokens, &*store, &started[0].token, later)
+        .await
+        .unwrap();
     assert_eq!(load(&*store, &rotated.session.id).await.last_used_at, later);
 
     let spared = started[1].session.id.clone();
@@ -628,7 +682,10 @@ pub async fn session_listing_and_metadata(store: Arc<dyn SessionStore>) {
         .unwrap();
     assert_eq!(
         sorted(revoked),
-        sorted(vec![started[0].session.id.clone(), started[2].session.id.clone()])
+        sorted(vec![
+            started[0].session.id.clone(),
+            started[2].session.id.clone()
+        ])
     );
     let left = store.user_sessions(&user, later).await.unwrap();
     assert_eq!(left.len(), 1);
@@ -690,7 +747,11 @@ pub async fn user_email_conflict_and_lookup(store: Arc<dyn UserStore>) {
     }
     for probe in [typed.clone(), typed.to_uppercase(), format!(" {typed} ")] {
         assert_eq!(
-            store.user_by_email(&email_key(&probe)).await.unwrap().as_ref(),
+            store
+                .user_by_email(&email_key(&probe))
+                .await
+                .unwrap()
+                .as_ref(),
             Some(&user),
             "lookup by the key of {probe:?}"
         );
@@ -715,9 +776,15 @@ pub async fn user_email_conflict_and_lookup(store: Arc<dyn UserStore>) {
 pub async fn user_by_id_and_updates(store: Arc<dyn UserStore>) {
     let user = store.create_user(new_user(&email("u"))).await.unwrap();
     let other = store.create_user(new_user(&email("v"))).await.unwrap();
-    assert_eq!(store.user_by_id(&unique_name("nobody")).await.unwrap(), None);
+    assert_eq!(
+        store.user_by_id(&unique_name("nobody")).await.unwrap(),
+        None
+    );
 
-    store.set_password_hash(&user.id, "$new$hash").await.unwrap();
+    store
+        .set_password_hash(&user.id, "$new$hash")
+        .await
+        .unwrap();
     store.mark_email_verified(&user.id).await.unwrap();
     let updated = store.user_by_id(&user.id).await.unwrap().unwrap();
     assert_eq!(
@@ -765,7 +832,10 @@ pub async fn user_codes(store: Arc<dyn UserStore>) {
     };
     store.put_code(&id, reset, &other_purpose).await.unwrap();
     assert_eq!(store.code(&id, verify).await.unwrap(), Some(first.clone()));
-    assert_eq!(store.code(&id, reset).await.unwrap(), Some(other_purpose.clone()));
+    assert_eq!(
+        store.code(&id, reset).await.unwrap(),
+        Some(other_purpose.clone())
+    );
 
     let barrier = Arc::new(Barrier::new(20));
     let counters: Vec<_> = (0..20)
@@ -783,7 +853,11 @@ pub async fn user_codes(store: Arc<dyn UserStore>) {
         counts.push(counted.expect("a pending code").attempts);
     }
     counts.sort_unstable();
-    assert_eq!(counts, (1..=20).collect::<Vec<u32>>(), "every try is counted once");
+    assert_eq!(
+        counts,
+        (1..=20).collect::<Vec<u32>>(),
+        "every try is counted once"
+    );
     assert_eq!(
         store.code(&id, reset).await.unwrap(),
         Some(other_purpose),
@@ -853,16 +927,25 @@ pub async fn user_change_email(store: Arc<dyn UserStore>) {
     assert_eq!(changed.email, new);
     assert!(changed.email_verified);
     assert_eq!(
-        store.user_by_email(&email_key(&new)).await.unwrap().map(|u| u.id),
+        store
+            .user_by_email(&email_key(&new))
+            .await
+            .unwrap()
+            .map(|u| u.id),
         Some(user.id.clone())
     );
-    assert_eq!(store.user_by_email(&email_key(&user.email)).await.unwrap(), None);
+    assert_eq!(
+        store.user_by_email(&email_key(&user.email)).await.unwrap(),
+        None
+    );
     store
         .create_user(new_user(&user.email))
         .await
         .expect("the old address is free again");
     assert_not_found(
-        store.change_email(&unique_name("ghost"), &email("x"), "x").await,
+        store
+            .change_email(&unique_name("ghost"), &email("x"), "x")
+            .await,
         "change_email of an unknown user",
     );
 
@@ -912,17 +995,35 @@ pub async fn user_delete(store: Arc<dyn UserStore>) {
         .await
         .unwrap();
     assert!(store.delete_user(&user.id).await.unwrap());
-    assert!(!store.delete_user(&user.id).await.unwrap(), "deleting twice");
+    assert!(
+        !store.delete_user(&user.id).await.unwrap(),
+        "deleting twice"
+    );
     assert_eq!(store.user_by_id(&user.id).await.unwrap(), None);
-    assert_eq!(store.code(&user.id, CodePurpose::VerifyEmail).await.unwrap(), None);
-    assert!(store.code(&other.id, CodePurpose::VerifyEmail).await.unwrap().is_some());
+    assert_eq!(
+        store
+            .code(&user.id, CodePurpose::VerifyEmail)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        store
+            .code(&other.id, CodePurpose::VerifyEmail)
+            .await
+            .unwrap()
+            .is_some()
+    );
     store
         .create_user(new_user(&user.email))
         .await
         .expect("the address can sign up again");
 
     let young = store.create_user(new_user(&email("young"))).await.unwrap();
-    let verified = store.create_user(new_user(&email("verified"))).await.unwrap();
+    let verified = store
+        .create_user(new_user(&email("verified")))
+        .await
+        .unwrap();
     store.mark_email_verified(&verified.id).await.unwrap();
     let cutoff = now_millis() + 1_000;
     let listed: Vec<String> = store
@@ -933,16 +1034,30 @@ pub async fn user_delete(store: Arc<dyn UserStore>) {
         .map(|u| u.id)
         .collect();
     assert!(listed.contains(&young.id));
-    assert!(!listed.contains(&verified.id), "verified users are never listed");
     assert!(
-        !store.delete_unverified_user(&young.id, young.created_at).await.unwrap(),
+        !listed.contains(&verified.id),
+        "verified users are never listed"
+    );
+    assert!(
+        !store
+            .delete_unverified_user(&young.id, young.created_at)
+            .await
+            .unwrap(),
         "created at the cutoff, not before it"
     );
     assert!(
-        !store.delete_unverified_user(&verified.id, cutoff).await.unwrap(),
+        !store
+            .delete_unverified_user(&verified.id, cutoff)
+            .await
+            .unwrap(),
         "a verified user is spared"
     );
-    assert!(store.delete_unverified_user(&young.id, cutoff).await.unwrap());
+    assert!(
+        store
+            .delete_unverified_user(&young.id, cutoff)
+            .await
+            .unwrap()
+    );
     assert_eq!(store.user_by_id(&young.id).await.unwrap(), None);
     assert!(store.user_by_id(&verified.id).await.unwrap().is_some());
 }
@@ -952,8 +1067,14 @@ pub async fn user_unknown_id(store: Arc<dyn UserStore>) {
     // A real user, so that a store updating "any row" would be caught.
     let user = store.create_user(new_user(&email("known"))).await.unwrap();
     let ghost = unique_name("ghost");
-    assert_not_found(store.set_password_hash(&ghost, "$x").await, "set_password_hash");
-    assert_not_found(store.mark_email_verified(&ghost).await, "mark_email_verified");
+    assert_not_found(
+        store.set_password_hash(&ghost, "$x").await,
+        "set_password_hash",
+    );
+    assert_not_found(
+        store.mark_email_verified(&ghost).await,
+        "mark_email_verified",
+    );
     assert_not_found(store.set_disabled(&ghost, true).await, "set_disabled");
     assert_eq!(store.user_by_id(&ghost).await.unwrap(), None);
     assert_eq!(

@@ -81,7 +81,11 @@ impl UserStore for Counting {
     ) -> Result<Vec<User>, StoreError> {
         self.inner.unverified_users(before, limit).await
     }
-    async fn delete_unverified_user(&self, id: &str, before: UnixMillis) -> Result<bool, StoreError> {
+    async fn delete_unverified_user(
+        &self,
+        id: &str,
+        before: UnixMillis,
+    ) -> Result<bool, StoreError> {
         self.inner.delete_unverified_user(id, before).await
     }
     async fn put_code(&self, id: &str, p: CodePurpose, code: &Code) -> Result<(), StoreError> {

@@ -45,9 +45,27 @@ macro_rules! fill_old {
         let now = chrono_now();
         let (refresh_token, session_id, hash) = old_token();
         let users = [
-            ("u-alice", "Alice@Example.com", "alice@example.com", 10, true),
-            ("u-older", "bob@Bücher.example", "bob@bücher.example", 20, false),
-            ("u-younger", "bob@xn--bcher-kva.example", "bob@xn--bcher-kva.example", 30, false),
+            (
+                "u-alice",
+                "Alice@Example.com",
+                "alice@example.com",
+                10,
+                true,
+            ),
+            (
+                "u-older",
+                "bob@Bücher.example",
+                "bob@bücher.example",
+                20,
+                false,
+            ),
+            (
+                "u-younger",
+                "bob@xn--bcher-kva.example",
+                "bob@xn--bcher-kva.example",
+                30,
+                false,
+            ),
         ];
         for (id, email, key, created, with_code) in users {
             sqlx::query(INSERT_USER)

@@ -75,7 +75,11 @@ impl<E: ExtraClaims> Auth<E> {
         let name = name.trim();
         let chars = name.chars().count();
         if chars == 0 || chars > MAX_NAME {
-            field_error(&mut errors, "name", format!("Use 1 to {MAX_NAME} characters."));
+            field_error(
+                &mut errors,
+                "name",
+                format!("Use 1 to {MAX_NAME} characters."),
+            );
         } else if has_forbidden_chars(name) {
             field_error(&mut errors, "name", "Control characters are not allowed.");
         }
@@ -109,7 +113,8 @@ impl<E: ExtraClaims> Auth<E> {
             Err(e) => return Err(e.into()),
         };
         tracing::info!(user = %user.id, "signed up");
-        self.send_code(&user, CodePurpose::VerifyEmail, None).await?;
+        self.send_code(&user, CodePurpose::VerifyEmail, None)
+            .await?;
         let tokens = self.start_session(&user, client).await?;
         Ok(SignedUp { user, tokens })
     }

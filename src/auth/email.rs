@@ -63,7 +63,10 @@ impl<E: ExtraClaims> Auth<E> {
             return Ok(());
         }
         self.limit_code_requests(&user.id).await?;
-        match self.send_code(&user, CodePurpose::VerifyEmail, None).await? {
+        match self
+            .send_code(&user, CodePurpose::VerifyEmail, None)
+            .await?
+        {
             Sent::Failed => Err(AuthError::MailUnavailable),
             Sent::Yes | Sent::Capped => Ok(()),
         }
@@ -80,11 +83,18 @@ impl<E: ExtraClaims> Auth<E> {
         new_email: &str,
         password: &str,
     ) -> Result<(), AuthError> {
-        let address = Address::parse(new_email).map_err(|e| AuthError::field("new_email", e.to_string()))?;
+        let address =
+            Address::parse(new_email).map_err(|e| AuthError::field("new_email", e.to_string()))?;
         let user = self
             .confirm_password(caller, client, password, "password")
             .await?;
-        if self.inner.users.user_by_email(address.key()).await?.is_some() {
+        if self
+            .inner
+            .users
+            .user_by_email(address.key())
+            .await?
+            .is_some()
+        {
             return Err(AuthError::EmailTaken);
         }
         self.limit_code_requests(&user.id).await?;
@@ -194,14 +204,19 @@ impl<E: ExtraClaims> Auth<E> {
             self.inner
                 .codes
                 .generate(&user.id, purpose, new_email.clone(), now_millis());
-        self.inner.users.put_code(&user.id, purpose, &record).await?;
+        self.inner
+            .users
+            .put_code(&user.id, purpose, &record)
+            .await?;
         let kind = match purpose {
             CodePurpose::VerifyEmail => MailKind::Verification,
             CodePurpose::ResetPassword => MailKind::PasswordReset,
             _ => MailKind::EmailChangeCode,
         };
         let to = new_email.as_deref().unwrap_or(&user.email);
-        Ok(self.mail(user, kind, to, Some(digits), new_email.clone()).await)
+        Ok(self
+            .mail(user, kind, to, Some(digits), new_email.clone())
+            .await)
     }
 
     /// Mails a notice without a code to the account's address.

@@ -14,8 +14,13 @@ impl<E: ExtraClaims> Auth<E> {
     /// comes as fast, whether or not the address has an account: after the
     /// syntax check, the per-network limit and the captcha, the lookup, the
     /// code and the mail run in a task of their own, off the request path.
-    pub async fn request_password_reset(&self, client: &Client, email: &str) -> Result<(), AuthError> {
-        let address = Address::parse(email).map_err(|e| AuthError::field("email", e.to_string()))?;
+    pub async fn request_password_reset(
+        &self,
+        client: &Client,
+        email: &str,
+    ) -> Result<(), AuthError> {
+        let address =
+            Address::parse(email).map_err(|e| AuthError::field("email", e.to_string()))?;
         if let Some(net) = client.network() {
             let limit = self.inner.settings.limits.resets_per_ip;
             self.reserve(&[(format!("reset:ip:{net}"), limit)]).await?;

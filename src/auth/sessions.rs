@@ -37,7 +37,11 @@ impl<E: ExtraClaims> Auth<E> {
     /// Starts a session for `user` without checking a password: for the
     /// app's own code after it has authenticated the user some other way.
     /// The auth routes call it after a sign-up, a sign-in or a reset.
-    pub async fn start_session(&self, user: &User, client: &Client) -> Result<Tokens<E>, AuthError> {
+    pub async fn start_session(
+        &self,
+        user: &User,
+        client: &Client,
+    ) -> Result<Tokens<E>, AuthError> {
         let issued = self
             .inner
             .refresh
@@ -156,7 +160,11 @@ impl<E: ExtraClaims> Auth<E> {
 
     /// Ends one of the caller's own live sessions. Another user's session,
     /// or one that is not live, is `404 not_found`.
-    pub async fn revoke_session(&self, caller: &AccessClaims<E>, sid: &str) -> Result<(), AuthError> {
+    pub async fn revoke_session(
+        &self,
+        caller: &AccessClaims<E>,
+        sid: &str,
+    ) -> Result<(), AuthError> {
         match self.inner.sessions.session(sid).await? {
             Some(s) if s.user_id == caller.sub && s.is_live(now_millis()) => {
                 self.end_session(sid).await?;

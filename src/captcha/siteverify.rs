@@ -357,11 +357,7 @@ impl Siteverify {
 
 #[async_trait]
 impl CaptchaVerifier for Siteverify {
-    async fn verify(
-        &self,
-        response: &str,
-        remote_ip: Option<IpAddr>,
-    ) -> Result<(), CaptchaError> {
+    async fn verify(&self, response: &str, remote_ip: Option<IpAddr>) -> Result<(), CaptchaError> {
         let provider = self.provider.name();
         match self.check(response, remote_ip).await {
             Ok(answer) => {

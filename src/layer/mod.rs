@@ -276,7 +276,10 @@ where
         Ok(tokens) => {
             tracing::debug!(sid = %tokens.session.id, "access token refreshed by the layer");
             let cookies = auth.session_cookies(&tokens);
-            (AuthState::authenticated(tokens.access.claims), Some(cookies))
+            (
+                AuthState::authenticated(tokens.access.claims),
+                Some(cookies),
+            )
         }
         Err(AuthError::InvalidRefreshToken) => {
             (AuthState::anonymous::<E>(), Some(auth.clear_cookies()))

@@ -9,8 +9,8 @@ use http::{Request, header};
 use serde_json::{Map, Value};
 
 use crate::auth::Auth;
-use crate::token::claims::ExtraClaims;
 use crate::error::{AuthError, FieldErrors};
+use crate::token::claims::ExtraClaims;
 
 /// A request body that is a JSON object.
 pub(crate) struct JsonObject(Map<String, Value>);

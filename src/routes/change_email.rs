@@ -39,5 +39,9 @@ pub(super) async fn confirm<E: ExtraClaims>(
     let code = f.code("verification_code");
     f.finish()?;
     let changed = auth.confirm_email_change(&caller, &client, &code).await?;
-    Ok(access_response(&auth, &changed.access, user_json(&changed.user)))
+    Ok(access_response(
+        &auth,
+        &changed.access,
+        user_json(&changed.user),
+    ))
 }

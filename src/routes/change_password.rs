@@ -24,5 +24,10 @@ pub(super) async fn change_password<E: ExtraClaims>(
     let tokens = auth
         .change_password(&caller, &client, &current, &new)
         .await?;
-    Ok(session_response(&auth, &tokens, StatusCode::NO_CONTENT, None))
+    Ok(session_response(
+        &auth,
+        &tokens,
+        StatusCode::NO_CONTENT,
+        None,
+    ))
 }

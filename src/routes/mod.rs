@@ -191,7 +191,10 @@ pub(crate) struct ClientOf(pub(crate) Client);
 impl<E: ExtraClaims> FromRequestParts<Auth<E>> for ClientOf {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, auth: &Auth<E>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        auth: &Auth<E>,
+    ) -> Result<Self, Self::Rejection> {
         Ok(ClientOf(Client::from_parts(
             parts,
             auth.settings().trusted_proxies(),

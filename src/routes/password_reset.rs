@@ -42,5 +42,10 @@ pub(super) async fn confirm<E: ExtraClaims>(
     let tokens = auth
         .reset_password(&client, &email, &code, &new_password)
         .await?;
-    Ok(session_response(&auth, &tokens, StatusCode::NO_CONTENT, None))
+    Ok(session_response(
+        &auth,
+        &tokens,
+        StatusCode::NO_CONTENT,
+        None,
+    ))
 }

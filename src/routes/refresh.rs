@@ -40,7 +40,10 @@ pub(super) async fn refresh<E: ExtraClaims>(State(auth): State<Auth<E>>, req: Re
 
 /// The `refresh_token` field of a JSON body; a missing one is an invalid
 /// refresh token, like a missing cookie.
-pub(super) async fn body_token<E: ExtraClaims>(auth: &Auth<E>, req: Request) -> Result<String, AuthError> {
+pub(super) async fn body_token<E: ExtraClaims>(
+    auth: &Auth<E>,
+    req: Request,
+) -> Result<String, AuthError> {
     use axum::extract::FromRequest;
     let body = JsonObject::from_request(req, auth).await?;
     let mut f = body.fields();

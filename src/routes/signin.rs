@@ -23,5 +23,10 @@ pub(super) async fn signin<E: ExtraClaims>(
     let tokens = auth
         .sign_in(&client.with_captcha(captcha), &login, &password)
         .await?;
-    Ok(session_response(&auth, &tokens, StatusCode::NO_CONTENT, None))
+    Ok(session_response(
+        &auth,
+        &tokens,
+        StatusCode::NO_CONTENT,
+        None,
+    ))
 }

@@ -213,8 +213,12 @@ pub trait UserStore: Send + Sync + 'static {
 
     /// Stores the user's pending code for `purpose`, replacing any previous
     /// one. [`StoreError::NotFound`] when the user does not exist.
-    async fn put_code(&self, user_id: &str, purpose: CodePurpose, code: &Code)
-    -> Result<(), StoreError>;
+    async fn put_code(
+        &self,
+        user_id: &str,
+        purpose: CodePurpose,
+        code: &Code,
+    ) -> Result<(), StoreError>;
 
     /// The pending code for `purpose`, if any.
     async fn code(&self, user_id: &str, purpose: CodePurpose) -> Result<Option<Code>, StoreError>;

@@ -191,8 +191,8 @@ pub async fn postgres_store() -> Option<(axum_authkit::store::PostgresStore, Sch
 
 /// [`postgres_store`] before its migrations ran.
 #[cfg(feature = "postgres")]
-pub async fn postgres_store_unmigrated()
--> Option<(axum_authkit::store::PostgresStore, SchemaGuard)> {
+pub async fn postgres_store_unmigrated() -> Option<(axum_authkit::store::PostgresStore, SchemaGuard)>
+{
     let url = postgres_url().await?;
     let schema = unique_name("authkit_test");
     let guard = SchemaGuard {

@@ -100,7 +100,10 @@ pub struct DownMailer;
 #[async_trait]
 impl Mailer for DownMailer {
     async fn send(&self, _: &Mail) -> Result<(), MailError> {
-        Err(MailError("connection refused".into()))
+        Err(MailError::new(
+            "connection refused",
+            "the mail server is down",
+        ))
     }
 }
 
