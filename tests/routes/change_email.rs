@@ -85,7 +85,7 @@ async fn change_email_moves_the_account_to_the_new_address() {
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
     // A code to the new address, a notice without one to the old.
-    let to_new = h.outbox.to("New@Example.com");
+    let to_new = h.outbox.to("New@example.com");
     assert_eq!(to_new.len(), 1, "{to_new:?}");
     assert_eq!(to_new[0].kind, MailKind::EmailChangeCode);
     let code = to_new[0].code.clone().expect("a code to the new address");
@@ -125,10 +125,10 @@ async fn change_email_moves_the_account_to_the_new_address() {
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.json);
     assert_eq!(
         ok.json,
-        json!({"id": id, "email": "New@Example.com", "name": "Jo", "email_verified": true})
+        json!({"id": id, "email": "New@example.com", "name": "Jo", "email_verified": true})
     );
     let claims = h.auth.verify(&ok.access_token()).unwrap();
-    assert_eq!(claims.email, "New@Example.com");
+    assert_eq!(claims.email, "New@example.com");
     assert!(claims.email_verified);
     assert!(
         ok.cookie("refresh_token").is_none(),
@@ -162,7 +162,7 @@ async fn change_email_moves_the_account_to_the_new_address() {
         refreshed.json
     );
     let claims = h.auth.verify(&refreshed.access_token()).unwrap();
-    assert_eq!(claims.email, "New@Example.com");
+    assert_eq!(claims.email, "New@example.com");
     assert!(claims.email_verified);
     // Sign-in follows the address; the old one is free again.
     assert_eq!(
