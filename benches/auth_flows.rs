@@ -2,9 +2,14 @@
 //!
 //! - `flows/signin` and `flows/signup`: one request through `auth.router()`,
 //!   argon2id with the default cost included (slow on purpose, 10 samples);
-//! - `flows/refresh_rotate`: `RefreshTokens::rotate` of the live token;
+//! - `flows/refresh_rotate`: the rotation of the live refresh token alone
+//!   (`testing::Rotator`);
 //! - `flows/auth_refresh`: `Auth::refresh` (rotation, user lookup, a fresh
-//!   access token).
+//!   access token);
+//! - `flows/reset_confirm` and `flows/change_password`: `Auth::reset_password`
+//!   (one argon2 hash) and `Auth::change_password` (one argon2 check, one
+//!   hash), next to `flows/argon2_hash`, the hash alone with the same
+//!   parameters, so the share that is not argon2 can be read off.
 //!
 //! Requests carry no client address, so the per-address rate limits are not
 //! consulted; sign-in succeeds every time, so its per-login counter is reset.
@@ -14,10 +19,10 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
-use axum_authkit::Auth;
-use axum_authkit::refresh::{RefreshPolicy, RefreshTokens};
-use axum_authkit::store::{MemoryStore, NewUser, UserStore};
-use axum_authkit::time::now_millis;
+use axum_authkit::mail::{Mail, MailError, Mailer};
+use axum_authkit::store::{MemoryStore, NewUser, UserStore, email_key};
+use axum_authkit::testing::Rotator;
+use axum_authkit::{Auth, Client, async_trait};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::header::CONTENT_TYPE;
 use http::{Request, StatusCode};
@@ -102,6 +107,7 @@ fn refresh_flows(c: &mut Criterion) {
     let user = rt
         .block_on(store.create_user(NewUser {
             email: "refresh@example.com".into(),
+            email_key: email_key("refresh@example.com"),
             name: "Refresh".into(),
             password_hash: "not used".into(),
         }))
@@ -109,36 +115,133 @@ fn refresh_flows(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("flows");
 
-    // RefreshTokens alone, over its own family.
-    let tokens = RefreshTokens::new(&[9; 32], RefreshPolicy::default()).expect("tokens");
-    let issued = rt
-        .block_on(tokens.start(&*store, &user.id, now_millis()))
-        .expect("family");
-    let live = Mutex::new(issued.token);
+    // The rotation alone, over its own session.
+    let rotator = Rotator::default();
+    let first = rt
+        .block_on(rotator.start(&*store, &user.id))
+        .expect("session");
+    let live = Mutex::new(first);
     g.bench_function("refresh_rotate", |b| {
         b.to_async(&rt).iter(|| async {
             let token = live.lock().expect("lock").clone();
-            let next = tokens
-                .rotate(&*store, &token, now_millis())
-                .await
-                .expect("rotation");
-            *live.lock().expect("lock") = next.token;
+            let next = rotator.rotate(&*store, &token).await.expect("rotation");
+            *live.lock().expect("lock") = next;
         })
     });
 
     // Auth::refresh: rotation, user lookup and a new access token.
-    let session = rt.block_on(auth.sign_in(&user)).expect("sign-in");
-    let live = Mutex::new(session.refresh_token);
+    let tokens = rt
+        .block_on(auth.start_session(&user, &Client::trusted()))
+        .expect("session");
+    let live = Mutex::new(tokens.refresh_token);
     g.bench_function("auth_refresh", |b| {
         b.to_async(&rt).iter(|| async {
             let token = live.lock().expect("lock").clone();
             let next = auth.refresh(&token).await.expect("refresh");
-            black_box(&next.access_token);
+            black_box(&next.access.token);
             *live.lock().expect("lock") = next.refresh_token;
         })
     });
     g.finish();
 }
 
-criterion_group!(benches, router_flows, refresh_flows);
+/// Keeps the last code mailed.
+#[derive(Clone, Default)]
+struct LastCode(Arc<Mutex<Option<String>>>);
+
+#[async_trait]
+impl Mailer for LastCode {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        if let Some(code) = &mail.code {
+            *self.0.lock().expect("lock") = Some(code.clone());
+        }
+        Ok(())
+    }
+}
+
+fn lifecycle_flows(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mailbox = LastCode::default();
+    let auth: Auth = Auth::builder()
+        .secret(SECRET)
+        .store(Arc::new(MemoryStore::new()))
+        .with_mailer(Arc::new(mailbox.clone()))
+        .build()
+        .expect("auth");
+    let client = Client::trusted();
+    let email = "lifecycle@example.com";
+    let signed_up = rt
+        .block_on(auth.sign_up(&client, email, PASSWORD, "Bench"))
+        .expect("sign-up");
+    let mut g = c.benchmark_group("flows");
+    g.sample_size(10);
+
+    g.bench_function("reset_confirm", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut spent = std::time::Duration::ZERO;
+                for _ in 0..iters {
+                    *mailbox.0.lock().expect("lock") = None;
+                    auth.request_password_reset(&client, email)
+                        .await
+                        .expect("reset request");
+                    let code = loop {
+                        if let Some(code) = mailbox.0.lock().expect("lock").take() {
+                            break code;
+                        }
+                        tokio::task::yield_now().await;
+                    };
+                    let start = std::time::Instant::now();
+                    let tokens = auth
+                        .reset_password(&client, email, &code, PASSWORD)
+                        .await
+                        .expect("reset");
+                    spent += start.elapsed();
+                    black_box(tokens);
+                }
+                spent
+            })
+        })
+    });
+
+    let tokens = rt
+        .block_on(auth.sign_in(&client, email, PASSWORD))
+        .expect("sign-in");
+    let caller = tokens.access.claims.clone();
+    let other = format!("{PASSWORD} but longer");
+    let passwords = [PASSWORD, other.as_str()];
+    let mut turn = 0usize;
+    g.bench_function("change_password", |b| {
+        b.iter(|| {
+            let (current, new) = (passwords[turn % 2], passwords[(turn + 1) % 2]);
+            turn += 1;
+            rt.block_on(auth.change_password(&caller, &client, current, new))
+                .expect("change")
+        })
+    });
+
+    // The hash alone, with the crate's default parameters (argon2id m=19 MiB,
+    // t=2, p=1), on one thread: what neither flow can go under.
+    let argon2 = argon2::Argon2::default();
+    let salt =
+        argon2::password_hash::SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    g.bench_function("argon2_hash", |b| {
+        b.iter(|| {
+            use argon2::PasswordHasher;
+            black_box(
+                argon2
+                    .hash_password(PASSWORD.as_bytes(), &salt)
+                    .expect("hash"),
+            )
+        })
+    });
+    black_box(signed_up);
+    g.finish();
+}
+
+criterion_group!(benches, router_flows, refresh_flows, lifecycle_flows);
 criterion_main!(benches);

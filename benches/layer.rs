@@ -6,7 +6,7 @@
 //! - `request/authkit_cached`: the same router with `auth.layer().required()`
 //!   and an `AuthUser` handler, the same token every time (cache hit);
 //! - `request/authkit_first_seen`: the same, built with
-//!   `CacheConfig::disabled()`, so every request verifies the token in full
+//!   `CacheSettings::disabled()`, so every request verifies the token in full
 //!   (what a token's first request costs);
 //! - `request/jwt_authorizer`: jwt-authorizer 0.15's layer on an axum 0.7
 //!   router (HS256 secret, `iss` and `aud` checked), `JwtClaims` handler;
@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use axum_authkit::{AccessClaims, Auth, CacheConfig};
+use axum_authkit::{AccessClaims, Auth, CacheSettings};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use http::{HeaderName, HeaderValue, Request, StatusCode};
@@ -154,8 +154,8 @@ where
 }
 
 fn contestants(rt: &Runtime) -> (Vec<Contestant>, Auth, Auth) {
-    let cached = hs256_auth(CacheConfig::default());
-    let uncached = hs256_auth(CacheConfig::disabled());
+    let cached = hs256_auth(CacheSettings::default());
+    let uncached = hs256_auth(CacheSettings::disabled());
     let token = token(&cached);
     println!("token: {} bytes", token.len());
     let bearer = (

@@ -1,21 +1,21 @@
 //! Refresh-token rotation throughput on each store, with concurrent clients.
 //!
-//! Every client owns a sign-in and rotates it over and over (one read and one
-//! compare-and-swap per rotation, as `RefreshTokens::rotate` does); criterion
+//! Every client owns a session and rotates it over and over (one read and one
+//! compare-and-swap per rotation, as `Auth::refresh` does; through
+//! `axum_authkit::testing::Rotator`); criterion
 //! reports rotations per second across all clients. PostgreSQL and Redis are
 //! found through `DATABASE_URL` / `REDIS_URL` (defaults: the local services);
 //! an unreachable one is skipped with a line on stderr.
 //!
 //! ```sh
-//! cargo bench --bench stores
+//! cargo bench --all-features --bench stores
 //! ```
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum_authkit::refresh::{RefreshPolicy, RefreshTokens};
-use axum_authkit::store::{MemoryStore, PostgresStore, RedisStore, RefreshStore, SqliteStore};
-use axum_authkit::time::now_millis;
+use axum_authkit::store::{MemoryStore, PostgresStore, RedisStore, SessionStore, SqliteStore};
+use axum_authkit::testing::Rotator;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 
@@ -28,11 +28,11 @@ fn runtime() -> Runtime {
         .expect("runtime")
 }
 
-/// Rotates `rounds` times on each of `CLIENTS` families concurrently; returns
+/// Rotates `rounds` times on each of `CLIENTS` sessions concurrently; returns
 /// the elapsed time.
 async fn burst(
-    store: Arc<dyn RefreshStore>,
-    tokens: &RefreshTokens,
+    store: Arc<dyn SessionStore>,
+    tokens: &Rotator,
     live: &mut [String],
     rounds: u64,
 ) -> Duration {
@@ -44,11 +44,7 @@ async fn burst(
             let (store, tokens) = (store.clone(), tokens.clone());
             tokio::spawn(async move {
                 for _ in 0..rounds {
-                    token = tokens
-                        .rotate(&*store, &token, now_millis())
-                        .await
-                        .expect("rotation")
-                        .token;
+                    token = tokens.rotate(&*store, &token).await.expect("rotation");
                 }
                 token
             })
@@ -60,17 +56,16 @@ async fn burst(
     start.elapsed()
 }
 
-fn bench_store(c: &mut Criterion, rt: &Runtime, name: &str, store: Arc<dyn RefreshStore>) {
-    let tokens = RefreshTokens::new(&[7; 32], RefreshPolicy::default()).expect("tokens");
+fn bench_store(c: &mut Criterion, rt: &Runtime, name: &str, store: Arc<dyn SessionStore>) {
+    let tokens = Rotator::default();
     let mut live: Vec<String> = rt.block_on(async {
         let mut live = Vec::new();
         for i in 0..CLIENTS {
             live.push(
                 tokens
-                    .start(&*store, &format!("bench-user-{i}"), now_millis())
+                    .start(&*store, &format!("bench-user-{i}"))
                     .await
-                    .expect("start")
-                    .token,
+                    .expect("start"),
             );
         }
         live

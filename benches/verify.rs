@@ -4,8 +4,8 @@
 //! - `verify/jsonwebtoken_decode/{hs256,eddsa,es256}`: `jsonwebtoken::decode`
 //!   of the same token, `Validation` requiring `exp`, `iss` and `aud` (the
 //!   baseline);
-//! - `verify/first_seen/{hs256,eddsa,es256}`: `Verifier::verify`, the full
-//!   check with no cache;
+//! - `verify/first_seen/{hs256,eddsa,es256}`: `Auth::verify` with the
+//!   verified-token cache turned off, the full check every time;
 //! - `verify/cache_hit/{hs256,eddsa,es256}`: `Auth::verify` of a token it has
 //!   already verified (the verified-token cache answers);
 //! - `verify/floor/hmac_sha256`: HMAC-SHA256 over the signing input alone
@@ -24,8 +24,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use axum_authkit::keys::SigningKey;
-use axum_authkit::time::now_secs;
-use axum_authkit::{AccessClaims, Auth, CacheConfig};
+use axum_authkit::{AccessClaims, Auth, CacheSettings};
 use criterion::{Criterion, criterion_group, criterion_main};
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -36,34 +35,35 @@ use common::{AUDIENCE, HS256_SECRET, ISSUER, auth_with, token};
 const ED25519_PEM: &[u8] = include_bytes!("../tests/keys/ed25519_private.pem");
 const P256_PEM: &[u8] = include_bytes!("../tests/keys/p256_private.pem");
 
-/// An `Auth` signing with `key`, and a token it minted.
-fn auth_and_token(key: SigningKey) -> (Auth, String) {
-    let auth = auth_with(key, CacheConfig::default());
+/// An `Auth` signing with the key `make` builds, the same without a cache,
+/// and a token they both accept.
+fn auth_and_token(make: fn() -> SigningKey) -> (Auth, Auth, String) {
+    let auth = auth_with(make(), CacheSettings::default());
+    let uncached = auth_with(make(), CacheSettings::disabled());
     let token = token(&auth);
-    (auth, token)
+    (auth, uncached, token)
 }
 
 fn verification(c: &mut Criterion) {
     let algs = [
         (
             "hs256",
-            SigningKey::hs256("hs-bench", HS256_SECRET.as_bytes()).expect("hs256"),
+            (|| SigningKey::hs256("hs-bench", HS256_SECRET.as_bytes()).expect("hs256"))
+                as fn() -> SigningKey,
         ),
-        (
-            "eddsa",
-            SigningKey::ed25519_pem("ed-bench", ED25519_PEM).expect("ed25519"),
-        ),
-        (
-            "es256",
-            SigningKey::es256_pem("es-bench", P256_PEM).expect("p256"),
-        ),
+        ("eddsa", || {
+            SigningKey::ed25519_pem("ed-bench", ED25519_PEM).expect("ed25519")
+        }),
+        ("es256", || {
+            SigningKey::es256_pem("es-bench", P256_PEM).expect("p256")
+        }),
     ]
-    .map(|(name, key)| {
-        let (auth, token) = auth_and_token(key);
-        (name, auth, token)
+    .map(|(name, make)| {
+        let (auth, uncached, token) = auth_and_token(make);
+        (name, auth, uncached, token)
     });
-    let (_, _, hs_token) = &algs[0];
-    for (name, _, token) in &algs {
+    let (_, _, _, hs_token) = &algs[0];
+    for (name, _, _, token) in &algs {
         println!("{name} token: {} bytes", token.len());
     }
 
@@ -71,7 +71,7 @@ fn verification(c: &mut Criterion) {
 
     // Baseline: jsonwebtoken::decode of the same tokens, iss, aud and exp
     // required (HS256 from the secret, the others from the JWKS).
-    for (name, auth, token) in &algs {
+    for (name, auth, _, token) in &algs {
         let (key, alg) = match *name {
             "hs256" => (
                 DecodingKey::from_secret(HS256_SECRET.as_bytes()),
@@ -102,21 +102,15 @@ fn verification(c: &mut Criterion) {
     }
 
     // Full verification, nothing cached.
-    for (name, auth, token) in &algs {
-        let verifier = auth.verifier();
-        let now = now_secs();
-        verifier.verify::<()>(token, now).expect("valid");
+    for (name, _, uncached, token) in &algs {
+        uncached.verify(token).expect("valid");
         g.bench_function(format!("first_seen/{name}"), |b| {
-            b.iter(|| {
-                verifier
-                    .verify::<()>(black_box(token.as_str()), now)
-                    .expect("valid")
-            })
+            b.iter(|| uncached.verify(black_box(token.as_str())).expect("valid"))
         });
     }
 
     // The same token again: served by the verified-token cache.
-    for (name, auth, token) in &algs {
+    for (name, auth, _, token) in &algs {
         auth.verify(token).expect("valid");
         assert_eq!(auth.cached_tokens(), 1, "{name}: token not cached");
         g.bench_function(format!("cache_hit/{name}"), |b| {
@@ -134,7 +128,7 @@ fn verification(c: &mut Criterion) {
             mac.finalize().into_bytes()
         })
     });
-    let (_, hs_auth, _) = &algs[0];
+    let (_, hs_auth, _, _) = &algs[0];
     let claims = hs_auth.verify(hs_token).expect("valid");
     let mut map: HashMap<String, Arc<AccessClaims>> = HashMap::new();
     map.insert(hs_token.clone(), claims);

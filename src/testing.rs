@@ -1384,3 +1384,47 @@ macro_rules! rate_limiter_tests {
         );
     };
 }
+
+/// Refresh-token rotation over a [`SessionStore`], exactly as
+/// [`Auth::refresh`](crate::Auth::refresh) does it minus the user check and
+/// the access token: for store benchmarks and store tests.
+#[derive(Clone, Debug)]
+pub struct Rotator(RefreshTokens);
+
+impl Default for Rotator {
+    fn default() -> Self {
+        Rotator(RefreshTokens::new(SECRET, SessionSettings::default()))
+    }
+}
+
+impl Rotator {
+    /// Starts a session for `user_id`; returns its first refresh token.
+    pub async fn start(
+        &self,
+        store: &dyn SessionStore,
+        user_id: &str,
+    ) -> Result<String, StoreError> {
+        let issued = self
+            .0
+            .start(store, user_id, &Client::trusted(), now_millis())
+            .await?;
+        Ok(issued.token)
+    }
+
+    /// Rotates `token`: one read and one compare-and-swap; returns the
+    /// successor.
+    pub async fn rotate(
+        &self,
+        store: &dyn SessionStore,
+        token: &str,
+    ) -> Result<String, crate::AuthError> {
+        let to_auth = |e: RefreshError| match e {
+            RefreshError::Store(e) => e.into(),
+            _ => crate::AuthError::InvalidRefreshToken,
+        };
+        Ok(rotate(&self.0, store, token, now_millis())
+            .await
+            .map_err(to_auth)?
+            .token)
+    }
+}

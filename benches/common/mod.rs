@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use axum_authkit::keys::{KeySet, SigningKey};
 use axum_authkit::store::{MemoryStore, User};
-use axum_authkit::{Auth, AuthUser, CacheConfig};
+use axum_authkit::{Auth, AuthUser, CacheSettings};
 
 pub const ISSUER: &str = "https://auth.example.com";
 pub const AUDIENCE: &str = "https://api.example.com";
 /// ASCII, because jwt-authorizer takes its HS256 secret as `&str`.
 pub const HS256_SECRET: &str = "benchmark secret: thirty-two bytes or more, ASCII";
 pub const REFRESH_SECRET: &[u8] = b"benchmark refresh secret, also 32 bytes or more";
-/// The sign-in id the benchmark tokens carry.
+/// The session id the benchmark tokens carry.
 pub const SID: &str = "Zm9vYmFyYmF6cXV4cXV1eA";
 /// What every benchmark handler answers.
 pub const BODY: &str = "hello";
@@ -30,20 +30,20 @@ pub fn user() -> User {
 }
 
 /// An `Auth` that signs with `key`, in memory, with the given cache.
-pub fn auth_with(key: SigningKey, cache: CacheConfig) -> Auth {
+pub fn auth_with(key: SigningKey, cache: CacheSettings) -> Auth {
     Auth::builder()
         .keys(KeySet::new(key))
         .refresh_secret(REFRESH_SECRET)
         .store(Arc::new(MemoryStore::new()))
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .token_cache(cache)
+        .with_issuer(ISSUER)
+        .with_audience(AUDIENCE)
+        .with_token_cache(cache)
         .build()
         .expect("auth")
 }
 
 /// The HS256 `Auth` of the request benches.
-pub fn hs256_auth(cache: CacheConfig) -> Auth {
+pub fn hs256_auth(cache: CacheSettings) -> Auth {
     auth_with(
         SigningKey::hs256("hs-bench", HS256_SECRET.as_bytes()).expect("key"),
         cache,
@@ -52,7 +52,12 @@ pub fn hs256_auth(cache: CacheConfig) -> Auth {
 
 /// A token minted by `auth` for [`user`].
 pub fn token(auth: &Auth) -> String {
-    auth.issue_access_token(&user(), SID).expect("token").0
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(auth.access_token(&user(), SID))
+        .expect("token")
+        .token
 }
 
 /// The handler without auth.
