@@ -114,6 +114,7 @@ struct Inner<E> {
 /// assert_eq!(tokens.access.claims.sub, signed_up.user.id);
 /// assert!(auth.verify(&tokens.access.token).is_ok());
 /// # Ok(()) }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(demo()).unwrap();
 /// ```
 pub struct Auth<E = ()> {
     inner: Arc<Inner<E>>,

@@ -1,6 +1,6 @@
 //! Building and clearing the auth cookies with the `cookie` crate.
 //!
-//! Defaults follow `shared/API.md`: `HttpOnly`, `Secure`, `SameSite=Lax`,
+//! Defaults follow the [API reference](crate::api): `HttpOnly`, `Secure`, `SameSite=Lax`,
 //! `Path=/`, no `Domain`. `Secure` goes off only when asked
 //! ([`CookieSettings::secure`]`(false)`, for plain-HTTP development). The
 //! `__Host-` prefix (RFC 6265bis) pins a cookie to one host: it requires

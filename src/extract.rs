@@ -18,12 +18,11 @@
 //! messages say what to change. Never silently.
 //!
 //! ```
-//! use axum::{Router, routing::get};
-//! use axum_authkit::{AuthUser, VerifiedUser};
-//!
-//! async fn me(user: AuthUser) -> String {
-//!     format!("hello {}", user.id())
-//! }
+//! use std::sync::Arc;
+//! use axum::{Router, body::Body, routing::get};
+//! use axum_authkit::{Auth, AuthUser, Client, VerifiedUser, store::MemoryStore};
+//! use http::{Request, StatusCode, header};
+//! use tower::ServiceExt;
 //!
 //! async fn greet(user: Option<AuthUser>) -> String {
 //!     user.map_or("hello stranger".into(), |u| format!("hello {}", u.email))
@@ -33,10 +32,29 @@
 //!     format!("billing for {}", user.email)
 //! }
 //!
-//! let routes: Router = Router::new()
-//!     .route("/me", get(me))
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let auth: Auth = Auth::builder()
+//!     .secret(b"a long random secret, at least 32 bytes")
+//!     .store(Arc::new(MemoryStore::new()))
+//!     .build()?;
+//! let app: Router = Router::new()
 //!     .route("/greet", get(greet))
-//!     .route("/billing", get(billing));
+//!     .route("/billing", get(billing))
+//!     .layer(auth.layer());
+//!
+//! let anonymous = Request::get("/greet").body(Body::empty())?;
+//! assert_eq!(app.clone().oneshot(anonymous).await?.status(), StatusCode::OK);
+//!
+//! // A signed-in user whose address is not verified yet: 403 on /billing.
+//! let client = Client::trusted();
+//! auth.sign_up(&client, "ada@example.com", "correct horse battery staple", "Ada").await?;
+//! let tokens = auth.sign_in(&client, "ada@example.com", "correct horse battery staple").await?;
+//! let req = Request::get("/billing")
+//!     .header(header::AUTHORIZATION, format!("Bearer {}", tokens.access.token))
+//!     .body(Body::empty())?;
+//! assert_eq!(app.oneshot(req).await?.status(), StatusCode::FORBIDDEN);
+//! # Ok(()) }
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(demo()).unwrap();
 //! ```
 
 use std::any::{Any, TypeId};

@@ -510,7 +510,7 @@ pub async fn session_expiry_and_purge(store: Arc<dyn SessionStore>, expiry: Expi
 }
 
 /// With a family lifetime shorter than the token TTL, rotation never moves
-/// `expires_at` past `created_at + family_lifetime`.
+/// `expires_at` past `created_at + lifetime`.
 pub async fn session_absolute_lifetime(store: Arc<dyn SessionStore>) {
     let lifetime = Duration::from_secs(20);
     let tokens = tokens(SessionSettings {
@@ -542,7 +542,7 @@ pub async fn session_absolute_lifetime(store: Arc<dyn SessionStore>) {
     }
     assert_invalid(
         rotate(&tokens, &*store, &issued.token, end).await,
-        "rotation at created_at + family_lifetime",
+        "rotation at created_at + lifetime",
     );
 }
 

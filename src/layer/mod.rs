@@ -3,14 +3,16 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use axum::{Router, routing::get};
-//! use axum_authkit::{Auth, AuthUser, store::MemoryStore};
+//! use axum::{Router, body::Body, routing::get};
+//! use axum_authkit::{Auth, AuthUser, Client, store::MemoryStore};
+//! use http::{Request, StatusCode, header};
+//! use tower::ServiceExt;
 //!
 //! async fn me(user: AuthUser) -> String {
 //!     user.email.clone()
 //! }
 //!
-//! # fn demo() -> Result<(), axum_authkit::ConfigError> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let auth: Auth = Auth::builder()
 //!     .secret(b"a long random secret, at least 32 bytes")
 //!     .store(Arc::new(MemoryStore::new()))
@@ -18,7 +20,21 @@
 //! let app: Router = Router::new()
 //!     .route("/me", get(me))
 //!     .layer(auth.layer().required());
+//!
+//! // Required mode: no token, no handler.
+//! let res = app.clone().oneshot(Request::get("/me").body(Body::empty())?).await?;
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//!
+//! // A Bearer token of a signed-in user gets through.
+//! let client = Client::trusted();
+//! auth.sign_up(&client, "ada@example.com", "correct horse battery staple", "Ada").await?;
+//! let tokens = auth.sign_in(&client, "ada@example.com", "correct horse battery staple").await?;
+//! let req = Request::get("/me")
+//!     .header(header::AUTHORIZATION, format!("Bearer {}", tokens.access.token))
+//!     .body(Body::empty())?;
+//! assert_eq!(app.oneshot(req).await?.status(), StatusCode::OK);
 //! # Ok(()) }
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(demo()).unwrap();
 //! ```
 //!
 //! For each request, in order:

@@ -88,6 +88,7 @@ impl<E: ExtraClaims> Auth<E> {
     /// let nowhere = Request::get("/api/v1/auth/nowhere/").body(Body::empty())?;
     /// assert_eq!(app.oneshot(nowhere).await?.status(), StatusCode::NOT_FOUND);
     /// # Ok(()) }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(demo()).unwrap();
     /// ```
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         let same_site = Router::new()

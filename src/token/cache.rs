@@ -4,12 +4,12 @@
 //! so a token that passed full verification is remembered, keyed by **all of
 //! its bytes**: any other string, one flipped bit included, misses and is
 //! verified from scratch. A hit still re-checks `exp` and `nbf`, so the cache
-//! never accepts what [`Verifier::verify`](crate::verify::Verifier::verify)
+//! never accepts what the full verification
 //! would refuse at that moment.
 //!
 //! The cache is bounded both in entries and in bytes, with `quick_cache`'s
 //! CLOCK-Pro eviction, and sharded, so a hit takes one shard's read lock and
-//! no global lock. It can be turned off ([`CacheConfig::disabled`]).
+//! no global lock. It can be turned off ([`CacheSettings::disabled`](crate::CacheSettings::disabled)).
 //!
 //! Ending a session drops its cached tokens ([`TokenCache::forget_session`]);
 //! the deny list that keeps them out afterwards is

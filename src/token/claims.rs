@@ -1,6 +1,6 @@
 //! [`AccessClaims`]: what an access token says, plus the app's own claims.
 //!
-//! The standard part follows `shared/API.md`: `sub` (user id), `email`,
+//! The standard part follows the [API reference](crate::api): `sub` (user id), `email`,
 //! `email_verified`, `sid` (the sign-in, i.e. refresh family), `jti`, `iat`,
 //! `exp`, `iss` and `aud`. An app adds claims through the `E` slot, which is
 //! flattened into the same JSON object:

@@ -200,3 +200,55 @@ async fn captcha_failures_fail_closed() {
         .await;
     assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "captcha_unavailable");
 }
+
+/// Look-alike spellings of one mailbox are one account: a Unicode domain and
+/// its punycode twin, case; invisible and bidi characters are refused.
+#[tokio::test]
+async fn look_alike_addresses_are_one_account_or_refused() {
+    let h = harness();
+    assert_eq!(
+        h.signup("ada@bücher.example").await.status,
+        StatusCode::CREATED
+    );
+    for twin in [
+        "ada@xn--bcher-kva.example",
+        "ADA@BÜCHER.EXAMPLE",
+        " Ada@Bücher.Example ",
+    ] {
+        let r = h
+            .post(
+                "/signup/",
+                json!({"email": twin, "password": PASSWORD, "name": "Ada", "captcha": "ok"}),
+                None,
+            )
+            .await;
+        assert_error(&r, StatusCode::CONFLICT, "email_taken");
+    }
+    for bad in [
+        "a\u{200B}da@example.com",
+        "ada@exa\u{200D}mple.com",
+        "ada\u{202E}@example.com",
+        "\"ada\"@example.com",
+        "ada@[127.0.0.1]",
+        "ada@localhost",
+    ] {
+        let r = h
+            .post(
+                "/signup/",
+                json!({"email": bad, "password": PASSWORD, "name": "Ada", "captcha": "ok"}),
+                None,
+            )
+            .await;
+        assert_error(&r, StatusCode::BAD_REQUEST, "invalid_request");
+        assert!(
+            r.json["errors"]["email"].is_array(),
+            "{bad:?} -> {}",
+            r.json
+        );
+    }
+    // The punycode spelling signs the Unicode account in.
+    assert_eq!(
+        h.signin("ada@xn--bcher-kva.example", PASSWORD).await.status,
+        StatusCode::NO_CONTENT
+    );
+}

@@ -187,3 +187,64 @@ async fn resend_replaces_the_code_and_is_rate_limited() {
         "not_authenticated",
     );
 }
+
+/// Wrong codes are capped per user and client network over a day, across
+/// fresh codes; another network (the owner's) is not locked out.
+#[tokio::test]
+async fn wrong_codes_are_capped_per_user_and_network() {
+    let h = harness_with(|b| {
+        b.with_limits(axum_authkit::LimitSettings {
+            wrong_codes_per_user: axum_authkit::limits::Limit::new(6, Duration::from_secs(86_400)),
+            code_requests_per_user: axum_authkit::limits::Limit::new(100, Duration::from_secs(60)),
+            mails_per_address: axum_authkit::limits::Limit::new(100, Duration::from_secs(60)),
+            ..Default::default()
+        })
+    });
+    let s = h.signup("capped@example.com").await;
+    let token = s.access_token();
+    let attacker = [203, 0, 113, 9];
+    let mut wrong_tries = 0;
+    // Three codes, two wrong tries each: the cap (6) is reached across codes,
+    // where each code alone (5 tries) would still allow more.
+    for _ in 0..3 {
+        let resend = h
+            .call(http::Method::POST, "/resend-verification/")
+            .bearer(&token)
+            .peer(attacker)
+            .send()
+            .await;
+        assert_eq!(resend.status, StatusCode::NO_CONTENT, "{}", resend.json);
+        let code = h.outbox.last_code("capped@example.com");
+        for _ in 0..2 {
+            let r = h
+                .call(http::Method::POST, "/verify-email/")
+                .bearer(&token)
+                .peer(attacker)
+                .json(json!({"verification_code": wrong(&code)}))
+                .send()
+                .await;
+            assert_error(&r, StatusCode::BAD_REQUEST, "invalid_code");
+            wrong_tries += 1;
+        }
+    }
+    assert_eq!(wrong_tries, 6);
+    let code = h.outbox.last_code("capped@example.com");
+    let capped = h
+        .call(http::Method::POST, "/verify-email/")
+        .bearer(&token)
+        .peer(attacker)
+        .json(json!({"verification_code": code}))
+        .send()
+        .await;
+    assert_error(&capped, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!(capped.headers.contains_key(header::RETRY_AFTER));
+    // The owner, from another network, still verifies with the same code.
+    let owner = h
+        .call(http::Method::POST, "/verify-email/")
+        .bearer(&token)
+        .peer([198, 51, 100, 1])
+        .json(json!({"verification_code": code}))
+        .send()
+        .await;
+    assert_eq!(owner.status, StatusCode::OK, "{}", owner.json);
+}
