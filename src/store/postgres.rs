@@ -68,14 +68,6 @@ impl PostgresStore {
         Ok(Self::from_pool(pool))
     }
 
-    /// Sets the longest time any single call may take (default 5 s); past it
-    /// the call fails with [`StoreError::Unavailable`]. (The server-side
-    /// `statement_timeout` of [`PostgresStore::connect`] stays 5 s.)
-    pub fn with_deadline(mut self, deadline: Duration) -> Self {
-        self.deadline = deadline;
-        self
-    }
-
     fn options(url: &str) -> Result<PgConnectOptions, StoreError> {
         let timeout = format!("{}ms", DEADLINE.as_millis());
         Ok(PgConnectOptions::from_str(url)
@@ -130,29 +122,6 @@ impl PostgresStore {
         }
     }
 
-    /// The underlying connection pool.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    /// Creates or upgrades the tables (embedded `migrations/postgres`), and
-    /// brings stored e-mail keys to the current format (once).
-    ///
-    /// Safe to call on every start, also from several processes at once (sqlx
-    /// takes an advisory lock). Migrations the app applied to the same schema
-    /// with its own sqlx migrator are ignored, not reported missing; the app's
-    /// migrator needs `set_ignore_missing(true)` in turn.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut migrator = sqlx::migrate!("migrations/postgres");
-        migrator.set_ignore_missing(true);
-        migrator
-            .run(&self.pool)
-            .await
-            .map_err(StoreError::unavailable)?;
-        self.rekey_emails().await?;
-        Ok(())
-    }
-
     fn pool_options() -> PgPoolOptions {
         PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
@@ -186,4 +155,4 @@ fn checked_schema(schema: &str) -> Result<&str, StoreError> {
     }
 }
 
-super::sql::sql_store!(PostgresStore);
+super::sql::sql_store!(PostgresStore, PgPool, "migrations/postgres");

@@ -153,11 +153,42 @@ pub(super) async fn within<T>(
 }
 
 /// Implements [`UserStore`](super::UserStore) and
-/// [`SessionStore`](super::SessionStore) for a store with `pool: Pool<DB>`
-/// and `deadline: Duration` fields.
+/// [`SessionStore`](super::SessionStore), the deadline, the pool accessor and
+/// the migrations for a store with `pool: $pool` and `deadline: Duration`
+/// fields.
 macro_rules! sql_store {
-    ($store:ty) => {
+    ($store:ident, $pool:ty, $migrations:literal) => {
         impl $store {
+            /// Sets the longest time any single call may take; past it the
+            /// call fails with [`StoreError::Unavailable`](crate::store::StoreError::Unavailable).
+            pub fn with_deadline(mut self, deadline: std::time::Duration) -> Self {
+                self.deadline = deadline;
+                self
+            }
+
+            /// The underlying connection pool.
+            pub fn pool(&self) -> &$pool {
+                &self.pool
+            }
+
+            #[doc = concat!("Creates or upgrades the tables (embedded `", $migrations, "`), and")]
+            /// brings stored e-mail keys to the current format (once).
+            ///
+            /// Safe to call on every start, also from several processes at
+            /// once. Migrations the app applied to the same database with its
+            /// own sqlx migrator are ignored, not reported missing; the app's
+            /// migrator needs `set_ignore_missing(true)` in turn.
+            pub async fn migrate(&self) -> Result<(), $crate::store::StoreError> {
+                let mut migrator = sqlx::migrate!($migrations);
+                migrator.set_ignore_missing(true);
+                migrator
+                    .run(&self.pool)
+                    .await
+                    .map_err($crate::store::StoreError::unavailable)?;
+                self.rekey_emails().await?;
+                Ok(())
+            }
+
             /// Runs one call under the store's deadline.
             pub(crate) async fn run<T>(
                 &self,

@@ -98,35 +98,6 @@ impl SqliteStore {
         }
     }
 
-    /// Sets the longest time any single call may take (default 10 s); past
-    /// it the call fails with [`StoreError::Unavailable`].
-    pub fn with_deadline(mut self, deadline: Duration) -> Self {
-        self.deadline = deadline;
-        self
-    }
-
-    /// The underlying connection pool.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
-    /// Creates or upgrades the tables (embedded `migrations/sqlite`), and
-    /// brings stored e-mail keys to the current format (once).
-    ///
-    /// Safe to call on every start. Migrations the app applied to the same
-    /// database with its own sqlx migrator are ignored, not reported missing;
-    /// the app's migrator needs `set_ignore_missing(true)` in turn.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut migrator = sqlx::migrate!("migrations/sqlite");
-        migrator.set_ignore_missing(true);
-        migrator
-            .run(&self.pool)
-            .await
-            .map_err(StoreError::unavailable)?;
-        self.rekey_emails().await?;
-        Ok(())
-    }
-
     /// The pool settings of [`SqliteStore::connect`] and
     /// [`SqliteStore::in_memory`]: connections are never closed for being
     /// idle or old, which keeps an in-memory database alive.
@@ -140,4 +111,4 @@ impl SqliteStore {
     }
 }
 
-super::sql::sql_store!(SqliteStore);
+super::sql::sql_store!(SqliteStore, SqlitePool, "migrations/sqlite");
