@@ -398,6 +398,7 @@ impl<E: ExtraClaims> Auth<E> {
                     return match refused {
                         Ok(Decision::Limited { retry_after }) => {
                             tracing::info!(key = ?key, "rate limited");
+                            crate::counters::rate_limited(key);
                             Err(AuthError::RateLimited { retry_after })
                         }
                         Err(e) => Err(e.into()),

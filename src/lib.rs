@@ -92,7 +92,18 @@
 //! | `redis` | | `RedisStore`: sessions and rate limits shared by instances |
 //! | `siteverify` | | `Siteverify` captcha client (reqwest, rustls) |
 //! | `smtp` | | `SmtpMailer` (lettre, rustls): STARTTLS or implicit TLS, credentials, a deadline |
+//! | `metrics` | | counters through the `metrics` facade (see below) |
 //! | `testing` | | the store conformance suite, for your own stores |
+//!
+//! # For operators
+//!
+//! Each flow runs in a `tracing` span named `auth.<flow>` (`auth.sign_in`,
+//! `auth.refresh`, ...) with the user id and session id as fields, never a
+//! token, code or password; user input in log lines is escaped. With the
+//! `metrics` feature, counters go through the `metrics` facade to whatever
+//! exporter the app installs: sign-ins by outcome, sign-ups, rate-limited
+//! requests by limit, refreshes by outcome (reuse included), sessions ended,
+//! and mail by kind and outcome. None of this is on the cached-token path.
 //!
 //! # Security notes
 //!
@@ -130,6 +141,7 @@ mod client;
 mod codes;
 mod cookies;
 mod cors;
+mod counters;
 mod credentials;
 mod cross_site;
 mod error;

@@ -58,6 +58,7 @@ impl<E: ExtraClaims> Auth<E> {
     ///
     /// Validation errors name each field (`400 invalid_request`); then the
     /// per-network sign-up limit, the captcha, and `409 email_taken`.
+    #[tracing::instrument(name = "auth.sign_up", skip_all, fields(user = tracing::field::Empty))]
     pub async fn sign_up(
         &self,
         client: &Client,
@@ -112,7 +113,9 @@ impl<E: ExtraClaims> Auth<E> {
             Err(StoreError::Conflict(_)) => return Err(AuthError::EmailTaken),
             Err(e) => return Err(e.into()),
         };
+        tracing::Span::current().record("user", tracing::field::display(&user.id));
         tracing::info!(user = %user.id, "signed up");
+        crate::counters::signup();
         self.send_code(&user, CodePurpose::VerifyEmail, None)
             .await?;
         let tokens = self.start_session(&user, client).await?;
@@ -126,6 +129,7 @@ impl<E: ExtraClaims> Auth<E> {
     /// *reserved* under the per-login and per-network failure limits before
     /// any hashing, so concurrent guesses cannot walk past them; a success
     /// gives its reservations back. At a limit: `429` with `Retry-After`.
+    #[tracing::instrument(name = "auth.sign_in", skip_all, fields(user = tracing::field::Empty))]
     pub async fn sign_in(
         &self,
         client: &Client,
@@ -133,7 +137,14 @@ impl<E: ExtraClaims> Auth<E> {
         password: &str,
     ) -> Result<Tokens<E>, AuthError> {
         let key = crate::address::key_of(login);
-        let user = self.check_password(client, &key, password, true).await?;
+        let checked = self.check_password(client, &key, password, true).await;
+        crate::counters::signin(match &checked {
+            Ok(_) => "success",
+            Err(AuthError::RateLimited { .. }) => "rate_limited",
+            Err(_) => "failure",
+        });
+        let user = checked?;
+        tracing::Span::current().record("user", tracing::field::display(&user.id));
         self.start_session(&user, client).await
     }
 
@@ -245,6 +256,7 @@ impl<E: ExtraClaims> Auth<E> {
     /// its codes and its sessions go (every session ends at once, through
     /// the same path as a logout), the app's removal hook runs, and the
     /// address can sign up again.
+    #[tracing::instrument(name = "auth.delete_account", skip_all, fields(user = %caller.sub, sid = %caller.sid))]
     pub async fn delete_account(
         &self,
         caller: &AccessClaims<E>,
@@ -264,6 +276,7 @@ impl<E: ExtraClaims> Auth<E> {
 
     /// Disables (or enables) a user. Disabling ends every session at once;
     /// a disabled user can neither sign in nor refresh.
+    #[tracing::instrument(name = "auth.set_disabled", skip_all, fields(user = %user_id))]
     pub async fn set_disabled(&self, user_id: &str, disabled: bool) -> Result<(), AuthError> {
         self.inner.users.set_disabled(user_id, disabled).await?;
         if disabled {

@@ -36,6 +36,7 @@ impl<E: ExtraClaims> Auth<E> {
     /// Checks the code mailed to the caller's address and marks the address
     /// verified; answers with a fresh access token whose claims say so. An
     /// already verified caller gets the same answer without a code check.
+    #[tracing::instrument(name = "auth.verify_email", skip_all, fields(user = %caller.sub, sid = %caller.sid))]
     pub async fn verify_email(
         &self,
         caller: &AccessClaims<E>,
@@ -57,6 +58,7 @@ impl<E: ExtraClaims> Auth<E> {
     /// Mails the caller a new verification code (replacing the pending one),
     /// within the per-user limit; `503 mail_unavailable` when the mailer
     /// fails. Nothing happens for a verified address.
+    #[tracing::instrument(name = "auth.resend_verification", skip_all, fields(user = %caller.sub))]
     pub async fn resend_verification(&self, caller: &AccessClaims<E>) -> Result<(), AuthError> {
         let user = self.user(&caller.sub).await?;
         if user.email_verified {
@@ -76,6 +78,7 @@ impl<E: ExtraClaims> Auth<E> {
     /// like sign-in failures), then mails a code to `new_email` and a notice
     /// (no code) to the current address. Nothing changes until
     /// [`Auth::confirm_email_change`].
+    #[tracing::instrument(name = "auth.request_email_change", skip_all, fields(user = %caller.sub, sid = %caller.sid))]
     pub async fn request_email_change(
         &self,
         caller: &AccessClaims<E>,
@@ -121,6 +124,7 @@ impl<E: ExtraClaims> Auth<E> {
     /// address. The address must still be free (`409 email_taken`); it
     /// becomes the account's, verified. Answers with a fresh access token
     /// carrying it; other sessions continue and get it at their next refresh.
+    #[tracing::instrument(name = "auth.confirm_email_change", skip_all, fields(user = %caller.sub, sid = %caller.sid))]
     pub async fn confirm_email_change(
         &self,
         caller: &AccessClaims<E>,
@@ -241,10 +245,12 @@ impl<E: ExtraClaims> Auth<E> {
             Ok(()) => {}
             Err(AuthError::RateLimited { .. }) => {
                 tracing::warn!(user = %user.id, kind = ?kind, "mail cap reached for the address; not sent");
+                crate::counters::mail(kind.as_str(), "capped");
                 return Sent::Capped;
             }
             Err(e) => {
                 tracing::warn!(user = %user.id, error = %e, "mail cap unavailable; not sent");
+                crate::counters::mail(kind.as_str(), "failed");
                 return Sent::Failed;
             }
         }
@@ -257,8 +263,12 @@ impl<E: ExtraClaims> Auth<E> {
         }
         let mail = self.inner.templates.mail(kind, &facts);
         match self.inner.mailer.send(&mail).await {
-            Ok(()) => Sent::Yes,
+            Ok(()) => {
+                crate::counters::mail(kind.as_str(), "sent");
+                Sent::Yes
+            }
             Err(e) => {
+                crate::counters::mail(kind.as_str(), "failed");
                 tracing::warn!(user = %user.id, kind = ?kind, error = %e, "mail not sent");
                 Sent::Failed
             }

@@ -14,6 +14,7 @@ impl<E: ExtraClaims> Auth<E> {
     /// comes as fast, whether or not the address has an account: after the
     /// syntax check, the per-network limit and the captcha, the lookup, the
     /// code and the mail run in a task of their own, off the request path.
+    #[tracing::instrument(name = "auth.request_password_reset", skip_all)]
     pub async fn request_password_reset(
         &self,
         client: &Client,
@@ -53,6 +54,7 @@ impl<E: ExtraClaims> Auth<E> {
     /// mailbox), a notice goes out, and a new session starts. The password
     /// rules are checked before the code, so a bad password costs no try. An
     /// unknown address gets the same `400 invalid_code` as a wrong code.
+    #[tracing::instrument(name = "auth.reset_password", skip_all, fields(user = tracing::field::Empty))]
     pub async fn reset_password(
         &self,
         client: &Client,
@@ -66,6 +68,7 @@ impl<E: ExtraClaims> Auth<E> {
             Some(user) if !user.disabled => user,
             _ => return Err(AuthError::InvalidCode),
         };
+        tracing::Span::current().record("user", tracing::field::display(&user.id));
         self.take_code(&user, CodePurpose::ResetPassword, client, code)
             .await?;
         let hash = self
@@ -87,6 +90,7 @@ impl<E: ExtraClaims> Auth<E> {
     /// ones are limited like sign-in failures). The caller's session
     /// continues with new tokens; every other session ends; a notice goes
     /// out.
+    #[tracing::instrument(name = "auth.change_password", skip_all, fields(user = %caller.sub, sid = %caller.sid))]
     pub async fn change_password(
         &self,
         caller: &AccessClaims<E>,

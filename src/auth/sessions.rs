@@ -61,7 +61,18 @@ impl<E: ExtraClaims> Auth<E> {
     /// its session ended), and a failed check rotates nothing. A
     /// rotated-away token presented after the grace window ends its session
     /// (`401 invalid_refresh_token` either way).
+    #[tracing::instrument(name = "auth.refresh", skip_all, fields(user = tracing::field::Empty, sid = tracing::field::Empty))]
     pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens<E>, AuthError> {
+        let refreshed = self.rotate_refresh_token(refresh_token).await;
+        crate::counters::refresh(match &refreshed {
+            Ok(_) => "success",
+            Err(AuthError::InvalidRefreshToken) => "invalid",
+            Err(_) => "error",
+        });
+        refreshed
+    }
+
+    async fn rotate_refresh_token(&self, refresh_token: &str) -> Result<Tokens<E>, AuthError> {
         let inner = &*self.inner;
         let presented = inner
             .refresh
@@ -69,6 +80,9 @@ impl<E: ExtraClaims> Auth<E> {
             .await
             .map_err(|e| self.refresh_error(e))?;
         let session = presented.session();
+        let span = tracing::Span::current();
+        span.record("user", tracing::field::display(&session.user_id));
+        span.record("sid", tracing::field::display(&session.id));
         let user = match inner.users.user_by_id(&session.user_id).await? {
             Some(user) if !user.disabled => user,
             _ => {
@@ -82,6 +96,7 @@ impl<E: ExtraClaims> Auth<E> {
             .rotate(&*inner.sessions, presented, now_millis())
             .await
             .map_err(|e| self.refresh_error(e))?;
+        tracing::debug!("session refreshed");
         self.tokens(&user, issued).await
     }
 
@@ -97,6 +112,7 @@ impl<E: ExtraClaims> Auth<E> {
     fn refresh_error(&self, err: RefreshError) -> AuthError {
         match err {
             RefreshError::Reused { session_id } => {
+                crate::counters::refresh("reuse");
                 self.forget_sessions(&[session_id]);
                 AuthError::InvalidRefreshToken
             }
@@ -108,6 +124,7 @@ impl<E: ExtraClaims> Auth<E> {
     /// Ends the session of `refresh_token` if it is genuine (any recent
     /// generation), or else the session a valid `access_token` names.
     /// Returns whether a session ended. Garbage changes nothing.
+    #[tracing::instrument(name = "auth.sign_out", skip_all)]
     pub async fn sign_out(
         &self,
         refresh_token: Option<&str>,
@@ -133,6 +150,7 @@ impl<E: ExtraClaims> Auth<E> {
     }
 
     /// Ends every session of `user_id`. Returns how many there were.
+    #[tracing::instrument(name = "auth.sign_out_everywhere", skip_all, fields(user = %user_id))]
     pub async fn sign_out_everywhere(&self, user_id: &str) -> Result<usize, AuthError> {
         self.end_user_sessions(user_id, None).await
     }
@@ -160,6 +178,7 @@ impl<E: ExtraClaims> Auth<E> {
 
     /// Ends one of the caller's own live sessions. Another user's session,
     /// or one that is not live, is `404 not_found`.
+    #[tracing::instrument(name = "auth.revoke_session", skip_all, fields(user = %caller.sub, sid = %caller.sid))]
     pub async fn revoke_session(
         &self,
         caller: &AccessClaims<E>,
@@ -204,6 +223,7 @@ impl<E: ExtraClaims> Auth<E> {
     /// sessions' access tokens until their last possible `exp`, then drop
     /// them from the cache (in that order; see `verify_at`).
     fn forget_sessions(&self, sids: &[String]) {
+        crate::counters::revocations(sids.len());
         let now = now_secs();
         let until = now
             .saturating_add(i64::try_from(self.inner.settings.access_ttl.as_secs()).unwrap_or(0))

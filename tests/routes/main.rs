@@ -2,6 +2,7 @@
 //! One test binary; a file per concept.
 
 mod support;
+mod telemetry;
 
 mod account;
 mod bodies;
