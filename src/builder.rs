@@ -341,8 +341,8 @@ impl<E: ExtraClaims> AuthBuilder<E> {
     pub fn build(self) -> Result<Auth<E>, ConfigError> {
         let settings = self.settings;
         let invalid = |m: String| ConfigError::Invalid(m);
-        settings.access_cookie.validate().map_err(invalid)?;
-        settings.refresh_cookie.validate().map_err(invalid)?;
+        settings.access_cookie.validate()?;
+        settings.refresh_cookie.validate()?;
         if settings.access_cookie.cookie_name() == settings.refresh_cookie.cookie_name() {
             return Err(invalid("the two cookies need different names".into()));
         }

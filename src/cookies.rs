@@ -13,6 +13,8 @@ use std::time::Duration;
 use cookie::{Cookie, SameSite};
 use http::HeaderValue;
 
+use crate::error::ConfigError;
+
 /// A name prefix with browser-enforced rules.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CookiePrefix {
@@ -114,38 +116,32 @@ impl CookieSettings {
 
     /// Checks the rules browsers enforce, so a bad setting fails at start-up
     /// instead of silently losing every cookie.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let refuse = |problem| {
+            Err(ConfigError::Cookie {
+                name: self.full_name.clone(),
+                problem,
+            })
+        };
         let name_ok = !self.full_name.is_empty()
             && self
                 .full_name
                 .bytes()
                 .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
         if !name_ok {
-            return Err(format!("invalid cookie name {:?}", self.full_name));
+            return refuse("not a valid cookie name");
         }
         if !self.path.starts_with('/') {
-            return Err(format!(
-                "cookie {}: Path must start with '/'",
-                self.full_name
-            ));
+            return refuse("Path must start with '/'");
         }
         if self.same_site == SameSite::None && !self.secure {
-            return Err(format!(
-                "cookie {}: SameSite=None requires Secure",
-                self.full_name
-            ));
+            return refuse("SameSite=None requires Secure");
         }
         match self.prefix {
             CookiePrefix::Host if !self.secure || self.path != "/" || self.domain.is_some() => {
-                Err(format!(
-                    "cookie {}: __Host- requires Secure, Path=/ and no Domain",
-                    self.full_name
-                ))
+                refuse("__Host- requires Secure, Path=/ and no Domain")
             }
-            CookiePrefix::Secure if !self.secure => Err(format!(
-                "cookie {}: __Secure- requires Secure",
-                self.full_name
-            )),
+            CookiePrefix::Secure if !self.secure => refuse("__Secure- requires Secure"),
             _ => Ok(()),
         }
     }

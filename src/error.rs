@@ -41,6 +41,14 @@ pub enum ConfigError {
     /// A setting is out of range.
     #[error("invalid setting: {0}")]
     Invalid(String),
+    /// A cookie setting browsers would refuse.
+    #[error("cookie {name:?}: {problem}")]
+    Cookie {
+        /// The cookie's name, prefix included.
+        name: String,
+        /// What is wrong.
+        problem: &'static str,
+    },
     /// An allowed origin could not be parsed.
     #[error("invalid allowed origin {origin:?}: {reason}")]
     Origin {
@@ -268,6 +276,17 @@ impl AuthError {
             r#"Bearer realm="{REALM}", error="invalid_token", error_description="{description}""#
         ))
         .ok()
+    }
+}
+
+impl From<crate::password::HashError> for AuthError {
+    fn from(err: crate::password::HashError) -> Self {
+        match err {
+            crate::password::HashError::Busy => AuthError::RateLimited {
+                retry_after: std::time::Duration::from_secs(1),
+            },
+            crate::password::HashError::Failed(what) => AuthError::Internal(what),
+        }
     }
 }
 

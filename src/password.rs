@@ -37,8 +37,6 @@ use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::{OnceCell, oneshot};
 
-use crate::error::AuthError;
-
 /// The password rules and the cost of hashing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PasswordPolicy {
@@ -101,6 +99,17 @@ static COMMON: LazyLock<HashSet<String>> = LazyLock::new(|| {
 /// Whether `password` (lower-cased) is on the built-in common-password list.
 pub(crate) fn is_common(password: &str) -> bool {
     COMMON.contains(&password.to_lowercase())
+}
+
+/// Why hashing could not run; the router answers `429` or `500`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum HashError {
+    /// The queue, or the client's share of it, is full: try again in a second.
+    #[error("the password hashing queue is full")]
+    Busy,
+    /// A hashing thread or job failed.
+    #[error("password hashing failed: {0}")]
+    Failed(&'static str),
 }
 
 /// Outcome of [`Passwords::verify`].
@@ -266,7 +275,7 @@ impl Passwords {
 
     /// Takes a place in `client`'s share of the queue; `429` when its share
     /// is used up. `None` (no known address) is not limited.
-    fn admit(&self, client: Option<&str>) -> Result<Option<ClientSlot>, AuthError> {
+    fn admit(&self, client: Option<&str>) -> Result<Option<ClientSlot>, HashError> {
         let Some(client) = client else {
             return Ok(None);
         };
@@ -274,9 +283,7 @@ impl Passwords {
         let n = map.entry(client.to_owned()).or_insert(0);
         if *n >= self.per_client {
             tracing::info!(client = ?client, "client's share of the hashing queue used up");
-            return Err(AuthError::RateLimited {
-                retry_after: std::time::Duration::from_secs(1),
-            });
+            return Err(HashError::Busy);
         }
         *n += 1;
         Ok(Some(ClientSlot {
@@ -292,7 +299,7 @@ impl Passwords {
         &self,
         client: Option<&str>,
         f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
-    ) -> Result<T, AuthError> {
+    ) -> Result<T, HashError> {
         let slot = self.admit(client)?;
         let (answer, answered) = oneshot::channel();
         let job: Job = Box::new(move |area| {
@@ -305,17 +312,15 @@ impl Passwords {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 tracing::warn!("password hashing queue full; refusing");
-                return Err(AuthError::RateLimited {
-                    retry_after: std::time::Duration::from_secs(1),
-                });
+                return Err(HashError::Busy);
             }
             Err(TrySendError::Disconnected(_)) => {
-                return Err(AuthError::Internal("hashing threads gone"));
+                return Err(HashError::Failed("hashing threads gone"));
             }
         }
         answered
             .await
-            .map_err(|_| AuthError::Internal("hashing task failed"))
+            .map_err(|_| HashError::Failed("hashing task failed"))
     }
 
     /// Hashes `password` (call [`Passwords::problems`] first) for `client`
@@ -324,7 +329,7 @@ impl Passwords {
         &self,
         password: String,
         client: Option<&str>,
-    ) -> Result<String, AuthError> {
+    ) -> Result<String, HashError> {
         let argon2 = self.argon2();
         self.bounded(client, move |area| {
             let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
@@ -345,10 +350,10 @@ impl Passwords {
             Some(phc.to_string())
         })
         .await?
-        .ok_or(AuthError::Internal("password hashing failed"))
+        .ok_or(HashError::Failed("password hashing failed"))
     }
 
-    async fn dummy_hash(&self) -> Result<String, AuthError> {
+    async fn dummy_hash(&self) -> Result<String, HashError> {
         self.dummy
             .get_or_try_init(|| self.hash("dummy password for unknown logins".to_owned(), None))
             .await
@@ -363,7 +368,7 @@ impl Passwords {
         password: String,
         phc: Option<String>,
         client: Option<&str>,
-    ) -> Result<Verdict, AuthError> {
+    ) -> Result<Verdict, HashError> {
         let known = phc.is_some();
         let phc = match phc {
             Some(phc) => phc,
@@ -563,7 +568,7 @@ mod tests {
         for t in tasks {
             match t.await.unwrap() {
                 Ok(_) => {}
-                Err(AuthError::RateLimited { .. }) => refused += 1,
+                Err(HashError::Busy) => refused += 1,
                 Err(e) => panic!("{e}"),
             }
         }
@@ -599,7 +604,7 @@ mod tests {
         // and its place in A's share, stay.
         assert!(p.bounded(Some(A), |_| ()).now_or_never().is_none());
         // A has used its share: refused at once, on every entry point.
-        let refused = |r: Option<Result<_, AuthError>>| matches!(r, Some(Err(AuthError::RateLimited { retry_after })) if retry_after == std::time::Duration::from_secs(1));
+        let refused = |r: Option<Result<_, HashError>>| matches!(r, Some(Err(HashError::Busy)));
         assert!(refused(p.bounded(Some(A), |_| ()).now_or_never()));
         assert!(refused(
             p.hash("correct horse battery staple".into(), Some(A))
