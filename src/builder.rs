@@ -18,7 +18,7 @@ use crate::error::ConfigError;
 use crate::keys::KeySet;
 use crate::limits::{MemoryRateLimiter, RateLimiter};
 use crate::mail::{LogMailer, Mailer, Templates};
-use crate::password::PasswordPolicy;
+use crate::password::PasswordSettings;
 use crate::settings::{CacheSettings, CodeSettings, LimitSettings, SessionSettings, Settings};
 use crate::store::{SessionStore, StoreError, User, UserStore};
 use crate::token::claims::ExtraClaims;
@@ -289,7 +289,7 @@ impl<E: ExtraClaims> AuthBuilder<E> {
     }
 
     /// Password rules and hashing cost.
-    pub fn with_password_policy(mut self, policy: PasswordPolicy) -> Self {
+    pub fn with_password_settings(mut self, policy: PasswordSettings) -> Self {
         self.settings.password = policy;
         self
     }

@@ -1,6 +1,6 @@
 //! Extractors: [`AuthUser`], its optional form, and [`VerifiedUser`].
 //!
-//! They read what [`AuthLayer`](crate::AuthLayer) put into the request, so
+//! They read what [`AuthLayer`](crate::layer::AuthLayer) put into the request, so
 //! they cost nothing more than an `Arc` clone:
 //!
 //! | extractor | no credentials | bad credentials | unverified e-mail |

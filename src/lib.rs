@@ -58,7 +58,7 @@
 //!
 //! # What happens to a request
 //!
-//! [`AuthLayer`] reads the access token from `Authorization: Bearer` or the
+//! [`AuthLayer`](layer::AuthLayer) reads the access token from `Authorization: Bearer` or the
 //! `access_token` cookie, verifies it (through a verified-token cache, then
 //! against the deny list of ended sessions), and puts the outcome into the
 //! request extensions, where [`AuthUser`], `Option<AuthUser>` and
@@ -73,7 +73,8 @@
 //! |---|---|
 //! | [`Auth`], [`AuthBuilder`], [`Settings`] and its parts | the domain API, its wiring, its settings |
 //! | [`Client`], [`Tokens`], [`AccessToken`], [`SignedUp`], [`SessionInfo`], [`UserRemoved`] | what the flows take and give |
-//! | [`AuthLayer`], [`AuthUser`], [`VerifiedUser`] | the HTTP floor (the layer's service is [`layer::AuthService`]) |
+//! | [`AuthUser`], [`VerifiedUser`] | the extractors |
+//! | [`layer`] | [`layer::AuthLayer`] (what [`Auth::layer`] gives), its service and response future |
 //! | [`AccessClaims`], [`ExtraClaims`], [`AuthError`], [`ConfigError`], [`TokenError`] | claims and errors |
 //! | [`api`] | the wire contract: every route, body, status and error `code` |
 //! | [`store`] | the store traits, records, and the memory, SQLite, PostgreSQL and Redis stores |
@@ -175,8 +176,7 @@ pub use crate::client::Client;
 pub use crate::cookies::{CookiePrefix, CookieSettings};
 pub use crate::error::{AuthError, ConfigError, FieldErrors};
 pub use crate::extract::{AuthUser, VerifiedUser};
-pub use crate::layer::AuthLayer;
-pub use crate::password::PasswordPolicy;
+pub use crate::password::PasswordSettings;
 pub use crate::settings::{CacheSettings, CodeSettings, LimitSettings, SessionSettings, Settings};
 pub use crate::token::TokenError;
 pub use crate::token::claims::{AccessClaims, Audience, ExtraClaims};

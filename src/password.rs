@@ -8,7 +8,7 @@
 //!   2-core machine), fed by a bounded queue: a flood of sign-ins waits in
 //!   line, and past the queue's end it is turned away with `429` at once.
 //!   - The queue is shared fairly: one client address may have at most
-//!     [`max_hashes_per_client`](PasswordPolicy::max_hashes_per_client) jobs
+//!     [`max_hashes_per_client`](PasswordSettings::max_hashes_per_client) jobs
 //!     queued or running; past that its requests get `429` at once while
 //!     other addresses still get in line.
 //!   - The threads run at the lowest CPU priority (`SCHED_IDLE` on Linux,
@@ -39,7 +39,7 @@ use tokio::sync::{OnceCell, oneshot};
 
 /// The password rules and the cost of hashing.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PasswordPolicy {
+pub struct PasswordSettings {
     /// Fewest characters (default 12).
     pub min_chars: usize,
     /// Most characters (default 128); longer passwords are refused, never truncated.
@@ -66,10 +66,10 @@ pub struct PasswordPolicy {
     pub max_hashes_per_client: Option<usize>,
 }
 
-impl Default for PasswordPolicy {
+impl Default for PasswordSettings {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        PasswordPolicy {
+        PasswordSettings {
             min_chars: 12,
             max_chars: 128,
             refuse_common: true,
@@ -124,7 +124,7 @@ type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 
 /// Hashing and checking, on a bounded pool of low-priority threads.
 pub(crate) struct Passwords {
-    policy: PasswordPolicy,
+    policy: PasswordSettings,
     params: Params,
     jobs: SyncSender<Job>,
     dummy: OnceCell<String>,
@@ -211,7 +211,7 @@ fn compute(
 }
 
 impl Passwords {
-    pub(crate) fn new(policy: PasswordPolicy) -> Result<Self, String> {
+    pub(crate) fn new(policy: PasswordSettings) -> Result<Self, String> {
         let params = Params::new(
             policy.memory_kib,
             policy.iterations,
@@ -426,10 +426,10 @@ mod tests {
 
     use super::*;
 
-    fn small() -> PasswordPolicy {
-        PasswordPolicy {
+    fn small() -> PasswordSettings {
+        PasswordSettings {
             memory_kib: 1024,
-            ..PasswordPolicy::default()
+            ..PasswordSettings::default()
         }
     }
 
@@ -534,7 +534,7 @@ mod tests {
 
     #[test]
     fn policy_problems() {
-        let p = Passwords::new(PasswordPolicy::default()).unwrap();
+        let p = Passwords::new(PasswordSettings::default()).unwrap();
         assert!(p.problems("correct horse battery staple").is_empty());
         assert!(!p.problems("short").is_empty());
         assert!(!p.problems(&"x".repeat(129)).is_empty());
@@ -548,11 +548,11 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_answers_429_at_once() {
         let p = Arc::new(
-            Passwords::new(PasswordPolicy {
+            Passwords::new(PasswordSettings {
                 max_concurrent_hashes: 1,
                 max_queued_hashes: 1,
                 memory_kib: 8 * 1024,
-                ..PasswordPolicy::default()
+                ..PasswordSettings::default()
             })
             .unwrap(),
         );
@@ -587,7 +587,7 @@ mod tests {
         use futures_util::FutureExt;
 
         const A: &str = "192.0.2.1";
-        let p = Passwords::new(PasswordPolicy {
+        let p = Passwords::new(PasswordSettings {
             max_concurrent_hashes: 1,
             max_queued_hashes: 16,
             ..small()
@@ -638,7 +638,7 @@ mod tests {
 
     #[test]
     fn a_zero_share_is_refused() {
-        let policy = PasswordPolicy {
+        let policy = PasswordSettings {
             max_hashes_per_client: Some(0),
             ..small()
         };

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::cookies::CookieSettings;
 use crate::limits::Limit;
-use crate::password::PasswordPolicy;
+use crate::password::PasswordSettings;
 
 /// Default size cap for an access token, in bytes.
 pub(crate) const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -151,7 +151,7 @@ pub struct Settings {
     pub(crate) refresh_cookie: CookieSettings,
     pub(crate) allowed_origins: Vec<String>,
     pub(crate) cache: CacheSettings,
-    pub(crate) password: PasswordPolicy,
+    pub(crate) password: PasswordSettings,
     pub(crate) codes: CodeSettings,
     pub(crate) limits: LimitSettings,
     pub(crate) trusted_proxies: Vec<IpAddr>,
@@ -173,7 +173,7 @@ impl Default for Settings {
             refresh_cookie: CookieSettings::new("refresh_token"),
             allowed_origins: Vec::new(),
             cache: CacheSettings::default(),
-            password: PasswordPolicy::default(),
+            password: PasswordSettings::default(),
             codes: CodeSettings::default(),
             limits: LimitSettings::default(),
             trusted_proxies: Vec::new(),
@@ -218,7 +218,7 @@ impl Settings {
         &self.allowed_origins
     }
     /// Password rules and hashing cost.
-    pub fn password(&self) -> &PasswordPolicy {
+    pub fn password(&self) -> &PasswordSettings {
         &self.password
     }
     /// One-time codes.

@@ -24,7 +24,7 @@ use axum_authkit::limits::RateLimiter;
 use axum_authkit::store::{
     Code, CodePurpose, MemoryStore, NewUser, SecretHash, StoreError, UnixMillis, User, UserStore,
 };
-use axum_authkit::{Auth, LimitSettings, PasswordPolicy};
+use axum_authkit::{Auth, LimitSettings, PasswordSettings};
 use http::{Request, StatusCode, header};
 use serde_json::json;
 use tokio::sync::Barrier;
@@ -118,22 +118,22 @@ struct Harness {
 }
 
 /// Cheap argon2 (the cost is not under test), one hashing thread.
-fn policy() -> PasswordPolicy {
-    PasswordPolicy {
+fn policy() -> PasswordSettings {
+    PasswordSettings {
         memory_kib: 1024,
         iterations: 1,
         max_concurrent_hashes: 1,
-        ..PasswordPolicy::default()
+        ..PasswordSettings::default()
     }
 }
 
-fn harness(policy: PasswordPolicy, limiter: Option<Arc<dyn RateLimiter>>) -> Harness {
+fn harness(policy: PasswordSettings, limiter: Option<Arc<dyn RateLimiter>>) -> Harness {
     let users = Arc::new(Counting::default());
     let mut builder = Auth::builder()
         .secret(b"limits test secret, 32 bytes or more")
         .users(users.clone())
         .sessions(Arc::new(MemoryStore::new()))
-        .with_password_policy(policy);
+        .with_password_settings(policy);
     if let Some(limiter) = limiter {
         builder = builder.with_rate_limiter(limiter);
     }
@@ -284,7 +284,7 @@ async fn sixty_logins_from_one_address_get_at_most_the_address_limit() {
     // A share of the hashing queue as large as the queue: only the limiter
     // decides here (the share is tested below and in password.rs).
     let h = Arc::new(harness(
-        PasswordPolicy {
+        PasswordSettings {
             max_hashes_per_client: Some(256),
             ..policy()
         },
@@ -318,7 +318,7 @@ async fn sixty_logins_from_one_address_get_at_most_the_address_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_legitimate_sign_in_completes_during_a_burst() {
     let h = Arc::new(harness(
-        PasswordPolicy {
+        PasswordSettings {
             max_queued_hashes: 16,
             ..policy()
         },

@@ -15,7 +15,7 @@ use axum::routing::get;
 use axum_authkit::captcha::{CaptchaError, CaptchaVerifier};
 use axum_authkit::mail::{Mail, MailError, MailKind, Mailer};
 use axum_authkit::store::MemoryStore;
-use axum_authkit::{Auth, AuthBuilder, AuthUser, PasswordPolicy};
+use axum_authkit::{Auth, AuthBuilder, AuthUser, PasswordSettings};
 use http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -143,7 +143,7 @@ pub fn builder(outbox: &Arc<Outbox>, store: &Arc<MemoryStore>) -> AuthBuilder {
         .store(store.clone())
         .with_mailer(Arc::new(TestMailer(outbox.clone())))
         .with_captcha(Arc::new(FixedCaptcha))
-        .with_password_policy(PasswordPolicy {
+        .with_password_settings(PasswordSettings {
             memory_kib: 1024, // fast tests; the defaults are tested in password.rs
             ..Default::default()
         })
