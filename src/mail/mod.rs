@@ -142,7 +142,7 @@ impl Mailer for LogMailer {
         match mail.code.as_deref() {
             // Bare, so `code=123456` can be grepped; anything else is escaped.
             Some(code) if code.bytes().all(|b| b.is_ascii_alphanumeric()) => {
-                tracing::info!(target: "axum_authkit::mail", kind = %kind, to = ?mail.to, code = %code, "{what}");
+                tracing::info!(target: "axum_authkit::mail", kind = %kind, to = ?mail.to, code = tracing::field::display(code), "{what}");
             }
             Some(code) => {
                 tracing::info!(target: "axum_authkit::mail", kind = %kind, to = ?mail.to, code = ?code, "{what}");

@@ -90,10 +90,18 @@ impl Server {
 
     /// The newest verification code logged for `email`.
     pub fn code_for(&self, email: &str) -> String {
+        self.code_of("verification", email)
+    }
+
+    /// The newest code of mail kind `kind` (`verification`,
+    /// `password_reset`, `email_change_code`) logged for `email`.
+    pub fn code_of(&self, kind: &str, email: &str) -> String {
+        let kind = format!("kind={kind} ");
+        let to = format!("to={email:?}");
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let found = self.log.lock().unwrap().iter().rev().find_map(|line| {
-                if !(line.contains("verification code") && line.contains(email)) {
+                if !(line.contains(&kind) && line.contains(&to)) {
                     return None;
                 }
                 let code = line.split("code=").nth(1)?.split_whitespace().next()?;
@@ -103,7 +111,10 @@ impl Server {
             if let Some(code) = found {
                 return code;
             }
-            assert!(Instant::now() < deadline, "no code logged for {email}");
+            assert!(
+                Instant::now() < deadline,
+                "no {kind}code logged for {email}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
