@@ -17,6 +17,8 @@
 //! | `JWT_PRIVATE_KEY_FILE` / `JWT_VERIFY_KEY_FILES` / `REFRESH_SECRET` | unset: HS256 from `JWT_SECRET` | |
 //! | `COOKIE_SECURE` | `true`; `false` for plain-HTTP development | |
 //! | `ACCESS_TTL_SECS` / `REFRESH_TTL_SECS` | 900 / 604800 | |
+//! | `CLOCK_LEEWAY_SECS` | 30; how far past `exp` an access token still passes | |
+//! | `STORE_DEADLINE_MS` | the stores' own (PostgreSQL 5000, SQLite 10000, Redis 4000); the longest one store call may take before the route answers `503` | |
 //! | `RECAPTCHA_SECRET` / `RECAPTCHA_VERIFY_URL` | unset (captcha off) / Google's | `siteverify` |
 //! | `ALLOWED_ORIGINS` | unset; comma-separated browser-app origins (CORS + cross-site rule) | |
 //! | `TOKENS_IN_BODY` | `false` | |
@@ -59,6 +61,17 @@ fn env_secs(name: &str, default: u64) -> Result<Duration, BoxError> {
     }
 }
 
+/// `STORE_DEADLINE_MS`: the deadline of every store call; `None`: each
+/// store's default.
+fn store_deadline() -> Result<Option<Duration>, BoxError> {
+    env("STORE_DEADLINE_MS")
+        .map(|v| match v.trim().parse::<u64>() {
+            Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+            _ => Err("STORE_DEADLINE_MS must be a positive number of milliseconds".into()),
+        })
+        .transpose()
+}
+
 /// A setting that needs a cargo feature this build lacks: stop, and say how
 /// to build it.
 #[allow(dead_code)]
@@ -97,11 +110,16 @@ struct Stores {
 
 async fn stores() -> Result<Stores, BoxError> {
     let database_url = env("DATABASE_URL").unwrap_or_else(|| "sqlite://authkit.db?mode=rwc".into());
+    let deadline = store_deadline()?;
     let mut stores =
         if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-            postgres(&database_url).await?
+            postgres(&database_url, deadline).await?
         } else {
-            let store = Arc::new(SqliteStore::connect(&database_url).await?);
+            let mut store = SqliteStore::connect(&database_url).await?;
+            if let Some(deadline) = deadline {
+                store = store.with_deadline(deadline);
+            }
+            let store = Arc::new(store);
             store.migrate().await?;
             tracing::info!(url = ?database_url, "users and sessions in SQLite");
             Stores {
@@ -111,14 +129,18 @@ async fn stores() -> Result<Stores, BoxError> {
             }
         };
     if let Some(url) = env("REDIS_URL") {
-        redis(&url, &mut stores).await?;
+        redis(&url, deadline, &mut stores).await?;
     }
     Ok(stores)
 }
 
 #[cfg(feature = "postgres")]
-async fn postgres(url: &str) -> Result<Stores, BoxError> {
-    let store = Arc::new(axum_authkit::store::PostgresStore::connect(url).await?);
+async fn postgres(url: &str, deadline: Option<Duration>) -> Result<Stores, BoxError> {
+    use axum_authkit::store::PostgresStore;
+    let store = Arc::new(match deadline {
+        Some(deadline) => PostgresStore::connect_with_deadline(url, deadline).await?,
+        None => PostgresStore::connect(url).await?,
+    });
     store.migrate().await?;
     tracing::info!("users, sessions and rate limits in PostgreSQL");
     Ok(Stores {
@@ -129,13 +151,17 @@ async fn postgres(url: &str) -> Result<Stores, BoxError> {
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn postgres(_url: &str) -> Result<Stores, BoxError> {
+async fn postgres(_url: &str, _deadline: Option<Duration>) -> Result<Stores, BoxError> {
     Err(needs_feature("DATABASE_URL=postgres://...", "postgres"))
 }
 
 #[cfg(feature = "redis")]
-async fn redis(url: &str, stores: &mut Stores) -> Result<(), BoxError> {
-    let redis = Arc::new(axum_authkit::store::RedisStore::connect(url, "authkit:").await?);
+async fn redis(url: &str, deadline: Option<Duration>, stores: &mut Stores) -> Result<(), BoxError> {
+    let mut redis = axum_authkit::store::RedisStore::connect(url, "authkit:").await?;
+    if let Some(deadline) = deadline {
+        redis = redis.with_deadline(deadline);
+    }
+    let redis = Arc::new(redis);
     tracing::info!("sessions and rate limits in Redis");
     stores.sessions = redis.clone();
     stores.limiter = Some(redis);
@@ -143,7 +169,11 @@ async fn redis(url: &str, stores: &mut Stores) -> Result<(), BoxError> {
 }
 
 #[cfg(not(feature = "redis"))]
-async fn redis(_url: &str, _stores: &mut Stores) -> Result<(), BoxError> {
+async fn redis(
+    _url: &str,
+    _deadline: Option<Duration>,
+    _stores: &mut Stores,
+) -> Result<(), BoxError> {
     Err(needs_feature("REDIS_URL", "redis"))
 }
 
@@ -295,6 +325,7 @@ async fn main() -> Result<(), BoxError> {
         .with_tokens_in_body(env_flag("TOKENS_IN_BODY", false))
         .with_cookie_secure(env_flag("COOKIE_SECURE", true))
         .with_access_ttl(env_secs("ACCESS_TTL_SECS", 15 * 60)?)
+        .with_leeway(env_secs("CLOCK_LEEWAY_SECS", 30)?)
         .with_refresh_ttl(env_secs("REFRESH_TTL_SECS", 7 * 24 * 3600)?);
     if let Some(set) = keys.set {
         builder = builder.keys(set);

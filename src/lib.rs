@@ -115,7 +115,14 @@
 //!   (see [`keys`]).
 //! - Refresh tokens are opaque 384-bit values stored only as SHA-256 hashes;
 //!   every use rotates them; a rotated-away token outside a 10 s grace window
-//!   ends its whole session.
+//!   ends its whole session. One honest client looks like a thief too: when
+//!   a rotation commits but its answer is lost (the store stalled past its
+//!   deadline and the client got `503`), the client keeps the old token;
+//!   retried within the grace window it yields the same successor, retried
+//!   later it revokes the session.
+//! - Every store call has a deadline (the wait for a connection included);
+//!   a stalled store costs a `503`, never a hung request, and the work is
+//!   either done whole or not at all.
 //! - Passwords: argon2id (OWASP parameters) off the async workers, on a
 //!   bounded pool of lowest-priority threads with a bounded queue that each
 //!   client network may fill only to its share; unknown logins cost the same

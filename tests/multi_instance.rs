@@ -1,6 +1,8 @@
-//! Two example servers on two loopback ports, sharing one PostgreSQL schema
-//! (users, and refresh families) and one Redis database (families and rate
-//! limits): sign-ins, refreshes and limits must agree across them.
+//! Three example servers on three loopback ports, sharing one PostgreSQL
+//! schema (users) and one Redis database (sessions and rate limits):
+//! sign-ins, refreshes and limits must agree across them, and one of them
+//! killed with `kill -9` in the middle of a refresh burst forks no session
+//! and loses no user.
 #![cfg(all(feature = "postgres", feature = "redis"))]
 
 mod common;
@@ -8,14 +10,21 @@ mod common;
 mod server;
 
 use std::collections::HashSet;
+use std::time::Duration;
 
+use axum_authkit::store::{RedisStore, SessionStore};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use server::Server;
+use sha2::{Digest, Sha256};
 
 const PASSWORD: &str = "correct horse battery staple";
 /// A Redis database of this test's own, flushed before use.
 const REDIS_DB: u32 = 7;
+/// The Redis database of the `kill -9` test.
+const KILL_REDIS_DB: u32 = 9;
 
 /// `DATABASE_URL` pointing at `schema`.
 pub fn url_in_schema(url: &str, schema: &str) -> String {
@@ -69,8 +78,26 @@ impl Client {
     }
 }
 
+/// Three servers on one PostgreSQL schema and one (flushed) Redis database.
+fn start_three(database_url: &str, redis_url: &str) -> [Server; 3] {
+    let env = [("DATABASE_URL", database_url), ("REDIS_URL", redis_url)];
+    [
+        Server::start(&env),
+        Server::start(&env),
+        Server::start(&env),
+    ]
+}
+
+async fn sign_up(http: &reqwest::Client, server: &Server, email: &str) -> reqwest::Response {
+    http.post(server.url("/api/v1/auth/signup/"))
+        .json(&json!({"email": email, "password": PASSWORD, "name": "Multi", "captcha": "x"}))
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_instances_share_sign_ins_refreshes_and_limits() {
+async fn three_instances_share_sign_ins_refreshes_and_limits() {
     let Some((_store, schema)) = common::postgres_store().await else {
         return;
     };
@@ -80,66 +107,60 @@ async fn two_instances_share_sign_ins_refreshes_and_limits() {
     let pg_url = common::postgres_url().await.unwrap();
     let database_url = url_in_schema(&pg_url, schema.schema());
     let redis_url = fresh_redis_db(&redis_url, REDIS_DB).await;
-    let env = [
-        ("DATABASE_URL", database_url.as_str()),
-        ("REDIS_URL", redis_url.as_str()),
-    ];
-    let a = Server::start(&env);
-    let b = Server::start(&env);
-    let c = Client {
+    let [a, b, c] = start_three(&database_url, &redis_url);
+    let client = Client {
         http: reqwest::Client::new(),
     };
     let email = format!("{}@example.com", common::unique_name("multi"));
-
-    let res = c
-        .http
-        .post(a.url("/api/v1/auth/signup/"))
-        .json(&json!({"email": email, "password": PASSWORD, "name": "Multi", "captcha": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let res = sign_up(&client.http, &a, &email).await;
     assert_eq!(res.status(), StatusCode::CREATED);
 
-    // Sign in on A; the access token works on B without any store.
-    let res = c.signin(&a, &email, PASSWORD).await;
+    // Sign in on A; the access token works on B and C without any store.
+    let res = client.signin(&a, &email, PASSWORD).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let access = set_cookie(&res, "access_token").unwrap();
     let t1 = set_cookie(&res, "refresh_token").unwrap();
-    let me = c
-        .http
-        .get(b.url("/api/v1/account/"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(me.status(), StatusCode::OK);
-    assert_eq!(me.json::<Value>().await.unwrap()["email"], email.as_str());
+    for server in [&b, &c] {
+        let me = client
+            .http
+            .get(server.url("/api/v1/account/"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status(), StatusCode::OK);
+        assert_eq!(me.json::<Value>().await.unwrap()["email"], email.as_str());
+    }
 
-    // Refresh on B, then again on A.
-    let res = c.refresh(&b, &t1).await;
+    // Refresh on B, then on A, then on C.
+    let res = client.refresh(&b, &t1).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let t2 = set_cookie(&res, "refresh_token").unwrap();
-    let res = c.refresh(&a, &t2).await;
+    let res = client.refresh(&a, &t2).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let t3 = set_cookie(&res, "refresh_token").unwrap();
+    let res = client.refresh(&c, &t3).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let t4 = set_cookie(&res, "refresh_token").unwrap();
 
-    // An old token (two generations back) on B: theft; the family dies for both.
-    let res = c.refresh(&b, &t1).await;
+    // An old token (generations back) on B: theft; the session dies for all.
+    let res = client.refresh(&b, &t1).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(c.refresh(&a, &t3).await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(c.refresh(&b, &t3).await.status(), StatusCode::UNAUTHORIZED);
-
-    // A burst of refreshes of one cookie, split across A and B: no fork, no
-    // false revocation.
-    let res = c.signin(&b, &email, PASSWORD).await;
-    let token = set_cookie(&res, "refresh_token").unwrap();
-    let mut tasks = Vec::new();
-    for i in 0..20 {
-        let (http, url, token) = (
-            c.http.clone(),
-            if i % 2 == 0 { a.url("") } else { b.url("") },
-            token.clone(),
+    for server in [&a, &b, &c] {
+        assert_eq!(
+            client.refresh(server, &t4).await.status(),
+            StatusCode::UNAUTHORIZED
         );
+    }
+
+    // A burst of refreshes of one cookie, spread over the three: no fork, no
+    // false revocation.
+    let res = client.signin(&b, &email, PASSWORD).await;
+    let token = set_cookie(&res, "refresh_token").unwrap();
+    let bases = [a.url(""), b.url(""), c.url("")];
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let (http, url, token) = (client.http.clone(), bases[i % 3].clone(), token.clone());
         tasks.push(tokio::spawn(async move {
             let res = http
                 .post(format!("{url}/api/v1/auth/custom-refresh/"))
@@ -159,26 +180,200 @@ async fn two_instances_share_sign_ins_refreshes_and_limits() {
     assert_eq!(successors.len(), 1, "every racer got the same successor");
     let successor = successors.into_iter().next().unwrap();
     assert_eq!(
-        c.refresh(&a, &successor).await.status(),
+        client.refresh(&c, &successor).await.status(),
         StatusCode::NO_CONTENT,
-        "the family is live"
+        "the session is live"
     );
 
-    // Sign-in failures for one login, spread over both: 429 at the same total
-    // as on one instance (5 failures, then limited).
+    // Sign-in failures for one login, spread over the three: 429 at the same
+    // total as on one instance (5 failures, then limited).
+    let servers = [&a, &b, &c];
     for i in 0..5 {
-        let server = if i % 2 == 0 { &a } else { &b };
         assert_eq!(
-            c.signin(server, &email, "wrong password!!").await.status(),
+            client
+                .signin(servers[i % 3], &email, "wrong password!!")
+                .await
+                .status(),
             StatusCode::UNAUTHORIZED,
             "failure {i}"
         );
     }
-    for server in [&a, &b] {
-        let res = c.signin(server, &email, PASSWORD).await;
+    for server in servers {
+        let res = client.signin(server, &email, PASSWORD).await;
         assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
         assert!(res.headers().get("retry-after").is_some());
     }
     a.stop();
     b.stop();
+    c.stop();
+}
+
+/// SHA-256 of a refresh token's raw bytes: what a store keeps of it.
+fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(URL_SAFE_NO_PAD.decode(token).unwrap()).into()
+}
+
+/// The outcome of one refresh: its status and new token, or the transport
+/// error of a request the dead instance cut.
+type Outcome = Result<(StatusCode, Option<String>), String>;
+
+async fn refresh_at(http: reqwest::Client, base: String, token: String) -> (String, Outcome) {
+    let res = http
+        .post(format!("{base}/api/v1/auth/custom-refresh/"))
+        .header("Cookie", format!("refresh_token={token}"))
+        .send()
+        .await;
+    let outcome = match res {
+        Ok(res) => Ok((res.status(), set_cookie(&res, "refresh_token"))),
+        Err(e) => Err(e.to_string()),
+    };
+    (base, outcome)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_instance_killed_mid_refresh_burst_forks_no_session_and_loses_no_user() {
+    let Some((_store, schema)) = common::postgres_store().await else {
+        return;
+    };
+    let Some(redis_url) = common::redis_url().await else {
+        return;
+    };
+    let pg_url = common::postgres_url().await.unwrap();
+    let database_url = url_in_schema(&pg_url, schema.schema());
+    let redis_url = fresh_redis_db(&redis_url, KILL_REDIS_DB).await;
+    let [a, b, c] = start_three(&database_url, &redis_url);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let client = Client { http: http.clone() };
+    let email = format!("{}@example.com", common::unique_name("kill"));
+    assert_eq!(
+        sign_up(&http, &a, &email).await.status(),
+        StatusCode::CREATED
+    );
+    let res = client.signin(&b, &email, PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let mut token = set_cookie(&res, "refresh_token").unwrap();
+    let sid = URL_SAFE_NO_PAD.encode(&URL_SAFE_NO_PAD.decode(&token).unwrap()[..16]);
+
+    // Sign-ups race the burst, two on each instance.
+    let bases = [a.url(""), b.url(""), c.url("")];
+    let signups: Vec<_> = (0..6)
+        .map(|i| {
+            let (http, base) = (http.clone(), bases[i % 3].clone());
+            let email = format!("{}@example.com", common::unique_name("burst"));
+            tokio::spawn(async move {
+                let res = http
+                    .post(format!("{base}/api/v1/auth/signup/"))
+                    .json(&json!({"email": email, "password": PASSWORD, "name": "Burst", "captcha": "x"}))
+                    .send()
+                    .await;
+                (email, res.map(|r| r.status()).map_err(|e| e.to_string()))
+            })
+        })
+        .collect();
+
+    // The burst, in waves: every wave presents one token 12 times at once,
+    // spread over the live instances; C dies with `kill -9` while wave 3 is
+    // in flight. Every answer of a wave is the same successor (or, from C, a
+    // cut connection), and the next wave presents it.
+    const RACERS: usize = 12;
+    const KILL_WAVE: usize = 3;
+    let mut live: Vec<String> = bases.to_vec();
+    let mut killed = None;
+    let mut cut = 0;
+    let mut c = Some(c);
+    for wave in 0..6 {
+        let racers: Vec<_> = (0..RACERS)
+            .map(|i| {
+                tokio::spawn(refresh_at(
+                    http.clone(),
+                    live[i % live.len()].clone(),
+                    token.clone(),
+                ))
+            })
+            .collect();
+        if wave == KILL_WAVE {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let victim = c.take().unwrap();
+            tokio::task::spawn_blocking(move || victim.kill())
+                .await
+                .unwrap();
+            killed = Some(live.pop().unwrap());
+        }
+        let mut successors = HashSet::new();
+        for racer in racers {
+            let (base, outcome) = racer.await.unwrap();
+            match outcome {
+                Ok((status, next)) => {
+                    assert_eq!(status, StatusCode::NO_CONTENT, "wave {wave} on {base}");
+                    successors.insert(next.expect("a 204 carries the successor"));
+                }
+                Err(e) => {
+                    assert_eq!(Some(&base), killed.as_ref(), "wave {wave}: {e}");
+                    cut += 1;
+                }
+            }
+        }
+        assert_eq!(successors.len(), 1, "wave {wave}: one successor");
+        token = successors.into_iter().next().unwrap();
+    }
+    assert!(cut > 0, "the kill cut refreshes in flight");
+
+    // One lineage: the session's single live token is the one every client
+    // holds, and it refreshes.
+    let sessions = RedisStore::connect(&redis_url, "authkit:").await.unwrap();
+    let session = sessions.session(&sid).await.unwrap().unwrap();
+    assert!(!session.revoked);
+    assert_eq!(session.current_hash, token_hash(&token));
+    let res = client.refresh(&a, &token).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    token = set_cookie(&res, "refresh_token").unwrap();
+
+    // No lost user: the user signs in on the survivors, and every sign-up that
+    // got 201 exists; one C cut is there whole or not at all.
+    for server in [&a, &b] {
+        assert_eq!(
+            client.signin(server, &email, PASSWORD).await.status(),
+            StatusCode::NO_CONTENT
+        );
+    }
+    for signup in signups {
+        let (email, status) = signup.await.unwrap();
+        let signin = client.signin(&a, &email, PASSWORD).await.status();
+        match status {
+            Ok(StatusCode::CREATED) => assert_eq!(signin, StatusCode::NO_CONTENT, "{email}"),
+            Ok(other) => panic!("sign-up of {email}: {other}"),
+            Err(_) => assert!(
+                matches!(signin, StatusCode::NO_CONTENT | StatusCode::UNAUTHORIZED),
+                "{email}: {signin}"
+            ),
+        }
+    }
+
+    // C comes back and serves: the session, the account, sign-ins.
+    let (db, redis) = (database_url.clone(), redis_url.clone());
+    let c = tokio::task::spawn_blocking(move || {
+        Server::start(&[("DATABASE_URL", &db), ("REDIS_URL", &redis)])
+    })
+    .await
+    .unwrap();
+    let res = client.refresh(&c, &token).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let access = set_cookie(&res, "access_token").unwrap();
+    let me = http
+        .get(c.url("/api/v1/account/"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    assert_eq!(
+        client.signin(&c, &email, PASSWORD).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    a.stop();
+    b.stop();
+    c.stop();
 }

@@ -43,14 +43,15 @@ macro_rules! sql_limiter {
                 }
                 let now = now_millis();
                 let counted: Option<i64> = self
-                    .run(
+                    .run(async |c| {
                         sqlx::query_scalar(RESERVE)
                             .bind(key)
                             .bind(now)
                             .bind(window_ms(limit))
                             .bind(i64::from(limit.max))
-                            .fetch_optional(self.pool()),
-                    )
+                            .fetch_optional(c)
+                            .await
+                    })
                     .await?;
                 if let Some(count) = counted {
                     let used = u32::try_from(count.max(0)).unwrap_or(u32::MAX);
@@ -59,11 +60,12 @@ macro_rules! sql_limiter {
                     });
                 }
                 let ends: Option<i64> = self
-                    .run(
+                    .run(async |c| {
                         sqlx::query_scalar(WINDOW_ENDS)
                             .bind(key)
-                            .fetch_optional(self.pool()),
-                    )
+                            .fetch_optional(c)
+                            .await
+                    })
                     .await?;
                 let left = ends.map_or(0, |ends| ends.saturating_sub(now));
                 Ok(Decision::limited(Duration::from_millis(
@@ -72,18 +74,19 @@ macro_rules! sql_limiter {
             }
 
             async fn release(&self, key: &str) -> Result<(), StoreError> {
-                self.run(
+                self.run(async |c| {
                     sqlx::query(RELEASE)
                         .bind(key)
                         .bind(now_millis())
-                        .execute(self.pool()),
-                )
+                        .execute(c)
+                        .await
+                })
                 .await?;
                 Ok(())
             }
 
             async fn reset(&self, key: &str) -> Result<(), StoreError> {
-                self.run(sqlx::query(RESET).bind(key).execute(self.pool()))
+                self.run(async |c| sqlx::query(RESET).bind(key).execute(c).await)
                     .await?;
                 Ok(())
             }

@@ -23,6 +23,20 @@
 //!
 //! A session also has an absolute lifetime (default 30 days) that rotation
 //! never extends, and each token a sliding lifetime (default 7 days).
+//!
+//! # A lost answer
+//!
+//! A rotation is one compare-and-swap in the store, so it either happened or
+//! did not: no session is ever half-rotated. But the store can commit a swap
+//! whose answer never comes back (a stalled network: the call misses its
+//! deadline, the client is told `503`, and the write lands later). The client
+//! still holds the old token, now the *previous* one. Within the grace window
+//! that is harmless: presenting it again returns the successor the lost
+//! answer carried. After the grace window it cannot be told apart from theft:
+//! a rotated-away token came back, and the whole session is revoked (the
+//! user signs in again). Nothing on the server distinguishes the two cases;
+//! a longer grace window narrows the first at the cost of a longer window for
+//! a stolen token.
 
 use std::fmt;
 

@@ -6,9 +6,14 @@
 //! COMMITTED concurrent rotations of a session queue on its row lock and at
 //! most one of them matches the expected hash.
 //!
-//! A stalled server cannot hang a request: every call has a client-side
-//! deadline, and the connections of [`PostgresStore::connect`] also ask the
-//! server for a `statement_timeout` of the same length.
+//! A stalled server or network cannot hang a request. Every call, the wait
+//! for a pooled connection included, has one client-side deadline; a
+//! connection whose call missed it is closed, not reused (its statement may
+//! still be on the way). The connections of [`PostgresStore::connect`] also
+//! ask the server for a `statement_timeout` and an
+//! `idle_in_transaction_session_timeout` of the same length, so the server
+//! too gives up on a statement, or a transaction whose client went silent,
+//! and drops its locks.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -22,7 +27,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Pool size (default of [`PostgresStore::connect`]).
 const MAX_CONNECTIONS: u32 = 16;
 /// The longest any call may take, the wait for a connection included; also
-/// the server-side `statement_timeout`.
+/// the server-side timeouts.
 const DEADLINE: Duration = Duration::from_secs(5);
 
 /// A [`UserStore`](super::UserStore), [`SessionStore`](super::SessionStore)
@@ -49,13 +54,21 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects to `url` (e.g. `postgres://user:pass@host/db`) with a pool of
     /// at most 16 connections, a 3 s acquire timeout, and a 5 s deadline on
-    /// every call (sent to the server as `statement_timeout` too).
+    /// every call (sent to the server as `statement_timeout` and
+    /// `idle_in_transaction_session_timeout` too).
     ///
     /// Fails with [`StoreError::Unavailable`] when the URL is invalid or the
     /// server cannot be reached.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = Self::options(url)?;
-        Self::connect_with(options, Self::pool_options()).await
+        Self::connect_with_deadline(url, DEADLINE).await
+    }
+
+    /// Like [`PostgresStore::connect`] with `deadline` instead of 5 s, on the
+    /// client and on the server.
+    pub async fn connect_with_deadline(url: &str, deadline: Duration) -> Result<Self, StoreError> {
+        let options = Self::options(url, deadline)?;
+        let pool = within(deadline, Self::pool_options().connect_with(options)).await?;
+        Ok(Self::from_pool(pool).with_deadline(deadline))
     }
 
     /// Connects with explicit connection and pool options (no server-side
@@ -68,11 +81,14 @@ impl PostgresStore {
         Ok(Self::from_pool(pool))
     }
 
-    fn options(url: &str) -> Result<PgConnectOptions, StoreError> {
-        let timeout = format!("{}ms", DEADLINE.as_millis());
+    fn options(url: &str, deadline: Duration) -> Result<PgConnectOptions, StoreError> {
+        let timeout = format!("{}ms", deadline.as_millis().max(1));
         Ok(PgConnectOptions::from_str(url)
             .map_err(StoreError::unavailable)?
-            .options([("statement_timeout", timeout.as_str())]))
+            .options([
+                ("statement_timeout", timeout.as_str()),
+                ("idle_in_transaction_session_timeout", timeout.as_str()),
+            ]))
     }
 
     /// Connects like [`PostgresStore::connect`], but keeps everything in
@@ -86,7 +102,7 @@ impl PostgresStore {
     #[cfg(feature = "testing")]
     pub async fn connect_in_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
         let schema = checked_schema(schema)?;
-        let options = Self::options(url)?.options([("search_path", schema)]);
+        let options = Self::options(url, DEADLINE)?.options([("search_path", schema)]);
         let store = Self::connect_with(options, Self::pool_options()).await?;
         match sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
             .execute(&store.pool)
@@ -155,4 +171,9 @@ fn checked_schema(schema: &str) -> Result<&str, StoreError> {
     }
 }
 
-super::sql::sql_store!(PostgresStore, PgPool, "migrations/postgres");
+super::sql::sql_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    "migrations/postgres",
+    close_late = true
+);

@@ -401,16 +401,30 @@ impl SessionStore for RedisStore {
         now: UnixMillis,
     ) -> Result<Vec<Session>, StoreError> {
         let mut conn = self.conn.clone();
-        let ids: Vec<String> = self
-            .run(
-                ::redis::cmd("SMEMBERS")
+        // Two round trips under one deadline: the ids, then every session.
+        let (ids, rows) = self
+            .run(async {
+                let ids: Vec<String> = ::redis::cmd("SMEMBERS")
                     .arg(self.user_key(user_id))
-                    .query_async(&mut conn),
-            )
+                    .query_async(&mut conn)
+                    .await?;
+                let mut pipe = ::redis::pipe();
+                for id in &ids {
+                    pipe.cmd("HMGET")
+                        .arg(self.session_key(id))
+                        .arg(&SESSION_FIELDS);
+                }
+                let rows: Vec<Vec<Option<Vec<u8>>>> = if ids.is_empty() {
+                    Vec::new()
+                } else {
+                    pipe.query_async(&mut conn).await?
+                };
+                Ok((ids, rows))
+            })
             .await?;
         let mut found = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(session) = self.session(&id).await?
+        for (id, fields) in ids.iter().zip(rows) {
+            if let Some(session) = decode_session(id, fields)?
                 && session.user_id == user_id
                 && session.is_live(now)
             {

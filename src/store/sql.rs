@@ -145,29 +145,71 @@ pub(super) async fn within<T>(
 ) -> Result<T, StoreError> {
     match tokio::time::timeout(deadline, fut).await {
         Ok(result) => result.map_err(map),
-        Err(_) => Err(StoreError::unavailable(format!(
-            "database call timed out after {} ms",
-            deadline.as_millis()
-        ))),
+        Err(_) => Err(timed_out(deadline)),
+    }
+}
+
+fn timed_out(deadline: Duration) -> StoreError {
+    StoreError::unavailable(format!(
+        "database call timed out after {} ms",
+        deadline.as_millis()
+    ))
+}
+
+/// Runs `call` on a pooled connection under one `deadline` that covers the
+/// wait for the connection, every statement and the commit.
+///
+/// With `close_late`, a connection whose call missed the deadline is closed
+/// instead of going back to the pool: its statement may still be in flight
+/// (a stalled network), and the pool would wait for that answer, holding a
+/// slot, before reusing it. Closing frees the slot at once. (What this cannot
+/// bound: sqlx's own check of a connection given back after a call that
+/// succeeded, one round trip without a deadline. A connection that goes
+/// silent in that instant keeps its slot until TCP gives up on it.)
+pub(super) async fn run_on<DB: sqlx::Database, T>(
+    pool: &sqlx::Pool<DB>,
+    deadline: Duration,
+    close_late: bool,
+    call: impl AsyncFnOnce(&mut DB::Connection) -> Result<T, sqlx::Error>,
+    map: impl FnOnce(sqlx::Error) -> StoreError,
+) -> Result<T, StoreError> {
+    let until = tokio::time::Instant::now() + deadline;
+    let mut conn = match tokio::time::timeout_at(until, pool.acquire()).await {
+        Ok(conn) => conn.map_err(StoreError::unavailable)?,
+        Err(_) => return Err(timed_out(deadline)),
+    };
+    let result = tokio::time::timeout_at(until, call(&mut conn)).await;
+    match result {
+        Ok(result) => result.map_err(map),
+        Err(_) => {
+            if close_late {
+                conn.close_on_drop();
+            }
+            Err(timed_out(deadline))
+        }
     }
 }
 
 /// Implements [`UserStore`](super::UserStore) and
 /// [`SessionStore`](super::SessionStore), the deadline, the pool accessor and
-/// the migrations for a store with `pool: $pool` and `deadline: Duration`
-/// fields.
+/// the migrations for a store with `pool: Pool<$db>` and `deadline: Duration`
+/// fields; `close_late` as in [`run_on`].
 macro_rules! sql_store {
-    ($store:ident, $pool:ty, $migrations:literal) => {
+    ($store:ident, $db:ty, $migrations:literal, close_late = $close_late:expr) => {
         impl $store {
-            /// Sets the longest time any single call may take; past it the
-            /// call fails with [`StoreError::Unavailable`](crate::store::StoreError::Unavailable).
+            /// Sets the longest time any single call may take, the wait for a
+            /// connection included; past it the call fails with
+            /// [`StoreError::Unavailable`](crate::store::StoreError::Unavailable).
+            /// On PostgreSQL this is the client side only: the server-side
+            /// timeouts are set when connecting
+            /// (`PostgresStore::connect_with_deadline`).
             pub fn with_deadline(mut self, deadline: std::time::Duration) -> Self {
                 self.deadline = deadline;
                 self
             }
 
             /// The underlying connection pool.
-            pub fn pool(&self) -> &$pool {
+            pub fn pool(&self) -> &sqlx::Pool<$db> {
                 &self.pool
             }
 
@@ -189,12 +231,26 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            /// Runs one call under the store's deadline.
+            /// Runs one call on a pooled connection under the store's deadline.
             pub(crate) async fn run<T>(
                 &self,
-                fut: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+                call: impl AsyncFnOnce(
+                    &mut <$db as sqlx::Database>::Connection,
+                ) -> Result<T, sqlx::Error>,
             ) -> Result<T, $crate::store::StoreError> {
-                $crate::store::sql::within(self.deadline, fut, $crate::store::StoreError::unavailable)
+                self.run_or(call, $crate::store::StoreError::unavailable)
+                    .await
+            }
+
+            /// [`Self::run`], with `map` turning a database error into a store error.
+            pub(crate) async fn run_or<T>(
+                &self,
+                call: impl AsyncFnOnce(
+                    &mut <$db as sqlx::Database>::Connection,
+                ) -> Result<T, sqlx::Error>,
+                map: impl FnOnce(sqlx::Error) -> $crate::store::StoreError,
+            ) -> Result<T, $crate::store::StoreError> {
+                $crate::store::sql::run_on(&self.pool, self.deadline, $close_late, call, map)
                     .await
             }
         }
@@ -207,7 +263,11 @@ macro_rules! sql_store {
             /// disabled and parked (logged). Returns the accounts changed.
             pub(crate) async fn rekey_emails(&self) -> Result<usize, $crate::store::StoreError> {
                 use $crate::address::{Rekey, StoredAddress, plan_rekey};
-                let mut tx = self.pool.begin().await.map_err($crate::store::StoreError::unavailable)?;
+                let mut tx = self
+                    .pool
+                    .begin()
+                    .await
+                    .map_err($crate::store::StoreError::unavailable)?;
                 let version: Option<i64> = sqlx::query_scalar(
                     "UPDATE authkit_meta SET value = value \
                      WHERE name = 'email_key_version' RETURNING value",
@@ -218,12 +278,11 @@ macro_rules! sql_store {
                 if version.is_some_and(|v| v >= 2) {
                     return Ok(0);
                 }
-                let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-                    "SELECT id, email, email_key, created_at FROM authkit_users",
-                )
-                .fetch_all(&mut *tx)
-                .await
-                .map_err($crate::store::StoreError::unavailable)?;
+                let rows: Vec<(String, String, String, i64)> =
+                    sqlx::query_as("SELECT id, email, email_key, created_at FROM authkit_users")
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err($crate::store::StoreError::unavailable)?;
                 let rows: Vec<StoredAddress> = rows
                     .into_iter()
                     .map(|(id, email, old_key, created_at)| StoredAddress {
@@ -261,7 +320,9 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await
                     .map_err($crate::store::StoreError::unavailable)?;
-                tx.commit().await.map_err($crate::store::StoreError::unavailable)?;
+                tx.commit()
+                    .await
+                    .map_err($crate::store::StoreError::unavailable)?;
                 if !plan.is_empty() {
                     tracing::info!(changed = plan.len(), "e-mail keys migrated to format 2");
                 }
@@ -284,20 +345,22 @@ macro_rules! sql_store {
                     name: new.name,
                     password_hash: new.password_hash,
                 };
-                $crate::store::sql::within(
-                    self.deadline,
-                    sqlx::query(
-                        "INSERT INTO authkit_users (id, email, email_key, name, password_hash, \
-                         email_verified, disabled, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, FALSE, FALSE, $6)",
-                    )
-                    .bind(&user.id)
-                    .bind(&user.email)
-                    .bind(&new.email_key)
-                    .bind(&user.name)
-                    .bind(&user.password_hash)
-                    .bind(user.created_at)
-                    .execute(&self.pool),
+                self.run_or(
+                    async |c| {
+                        sqlx::query(
+                            "INSERT INTO authkit_users (id, email, email_key, name, \
+                             password_hash, email_verified, disabled, created_at) \
+                             VALUES ($1, $2, $3, $4, $5, FALSE, FALSE, $6)",
+                        )
+                        .bind(&user.id)
+                        .bind(&user.email)
+                        .bind(&new.email_key)
+                        .bind(&user.name)
+                        .bind(&user.password_hash)
+                        .bind(user.created_at)
+                        .execute(c)
+                        .await
+                    },
                     |e| $crate::store::sql::conflict_or_unavailable(e, "email"),
                 )
                 .await?;
@@ -314,7 +377,7 @@ macro_rules! sql_store {
                     " FROM authkit_users WHERE email_key = $1"
                 );
                 let row: Option<$crate::store::sql::UserRow> = self
-                    .run(sqlx::query_as(sql).bind(key).fetch_optional(&self.pool))
+                    .run(async |c| sqlx::query_as(sql).bind(key).fetch_optional(c).await)
                     .await?;
                 Ok(row.map(Into::into))
             }
@@ -329,7 +392,7 @@ macro_rules! sql_store {
                     " FROM authkit_users WHERE id = $1"
                 );
                 let row: Option<$crate::store::sql::UserRow> = self
-                    .run(sqlx::query_as(sql).bind(id).fetch_optional(&self.pool))
+                    .run(async |c| sqlx::query_as(sql).bind(id).fetch_optional(c).await)
                     .await?;
                 Ok(row.map(Into::into))
             }
@@ -340,23 +403,25 @@ macro_rules! sql_store {
                 password_hash: &str,
             ) -> Result<(), $crate::store::StoreError> {
                 let done = self
-                    .run(
+                    .run(async |c| {
                         sqlx::query("UPDATE authkit_users SET password_hash = $1 WHERE id = $2")
                             .bind(password_hash)
                             .bind(id)
-                            .execute(&self.pool),
-                    )
+                            .execute(c)
+                            .await
+                    })
                     .await?;
                 $crate::store::sql::found(done.rows_affected())
             }
 
             async fn mark_email_verified(&self, id: &str) -> Result<(), $crate::store::StoreError> {
                 let done = self
-                    .run(
+                    .run(async |c| {
                         sqlx::query("UPDATE authkit_users SET email_verified = TRUE WHERE id = $1")
                             .bind(id)
-                            .execute(&self.pool),
-                    )
+                            .execute(c)
+                            .await
+                    })
                     .await?;
                 $crate::store::sql::found(done.rows_affected())
             }
@@ -367,12 +432,13 @@ macro_rules! sql_store {
                 disabled: bool,
             ) -> Result<(), $crate::store::StoreError> {
                 let done = self
-                    .run(
+                    .run(async |c| {
                         sqlx::query("UPDATE authkit_users SET disabled = $1 WHERE id = $2")
                             .bind(disabled)
                             .bind(id)
-                            .execute(&self.pool),
-                    )
+                            .execute(c)
+                            .await
+                    })
                     .await?;
                 $crate::store::sql::found(done.rows_affected())
             }
@@ -383,25 +449,28 @@ macro_rules! sql_store {
                 email: &str,
                 key: &str,
             ) -> Result<(), $crate::store::StoreError> {
-                let done = $crate::store::sql::within(
-                    self.deadline,
-                    sqlx::query(
-                        "UPDATE authkit_users SET email = $1, email_key = $2, \
-                         email_verified = TRUE WHERE id = $3",
+                let done = self
+                    .run_or(
+                        async |c| {
+                            sqlx::query(
+                                "UPDATE authkit_users SET email = $1, email_key = $2, \
+                                 email_verified = TRUE WHERE id = $3",
+                            )
+                            .bind(email)
+                            .bind(key)
+                            .bind(id)
+                            .execute(c)
+                            .await
+                        },
+                        |e| $crate::store::sql::conflict_or_unavailable(e, "email"),
                     )
-                    .bind(email)
-                    .bind(key)
-                    .bind(id)
-                    .execute(&self.pool),
-                    |e| $crate::store::sql::conflict_or_unavailable(e, "email"),
-                )
-                .await?;
+                    .await?;
                 $crate::store::sql::found(done.rows_affected())
             }
 
             async fn delete_user(&self, id: &str) -> Result<bool, $crate::store::StoreError> {
-                self.run(async {
-                    let mut tx = self.pool.begin().await?;
+                self.run(async |c| {
+                    let mut tx = sqlx::Connection::begin(&mut *c).await?;
                     let gone = sqlx::query("DELETE FROM authkit_users WHERE id = $1")
                         .bind(id)
                         .execute(&mut *tx)
@@ -434,12 +503,13 @@ macro_rules! sql_store {
                      ORDER BY created_at, id LIMIT $2"
                 );
                 let rows: Vec<$crate::store::sql::UserRow> = self
-                    .run(
+                    .run(async |c| {
                         sqlx::query_as(sql)
                             .bind(created_before)
                             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                            .fetch_all(&self.pool),
-                    )
+                            .fetch_all(c)
+                            .await
+                    })
                     .await?;
                 Ok(rows.into_iter().map(Into::into).collect())
             }
@@ -449,8 +519,8 @@ macro_rules! sql_store {
                 id: &str,
                 created_before: $crate::store::UnixMillis,
             ) -> Result<bool, $crate::store::StoreError> {
-                self.run(async {
-                    let mut tx = self.pool.begin().await?;
+                self.run(async |c| {
+                    let mut tx = sqlx::Connection::begin(&mut *c).await?;
                     let gone = sqlx::query(
                         "DELETE FROM authkit_users WHERE id = $1 \
                          AND email_verified = FALSE AND created_at < $2",
@@ -485,7 +555,7 @@ macro_rules! sql_store {
             ) -> Result<(), $crate::store::StoreError> {
                 // One statement: the user must exist, and the code replaces any other.
                 let done = self
-                    .run(
+                    .run(async |c| {
                         sqlx::query(
                             "INSERT INTO authkit_codes \
                              (user_id, purpose, hash, expires_at, attempts, new_email) \
@@ -500,8 +570,9 @@ macro_rules! sql_store {
                         .bind(code.expires_at)
                         .bind(i64::from(code.attempts))
                         .bind(code.new_email.as_deref())
-                        .execute(&self.pool),
-                    )
+                        .execute(c)
+                        .await
+                    })
                     .await?;
                 $crate::store::sql::found(done.rows_affected())
             }
@@ -517,12 +588,13 @@ macro_rules! sql_store {
                     " FROM authkit_codes WHERE user_id = $1 AND purpose = $2"
                 );
                 let row: Option<$crate::store::sql::CodeRow> = self
-                    .run(
+                    .run(async |c| {
                         sqlx::query_as(sql)
                             .bind(user_id)
                             .bind(purpose.as_str())
-                            .fetch_optional(&self.pool),
-                    )
+                            .fetch_optional(c)
+                            .await
+                    })
                     .await?;
                 row.map(TryInto::try_into).transpose()
             }
@@ -538,12 +610,13 @@ macro_rules! sql_store {
                     $crate::store::sql::columns!(code)
                 );
                 let row: Option<$crate::store::sql::CodeRow> = self
-                    .run(
+                    .run(async |c| {
                         sqlx::query_as(sql)
                             .bind(user_id)
                             .bind(purpose.as_str())
-                            .fetch_optional(&self.pool),
-                    )
+                            .fetch_optional(c)
+                            .await
+                    })
                     .await?;
                 row.map(TryInto::try_into).transpose()
             }
@@ -560,13 +633,14 @@ macro_rules! sql_store {
                     $crate::store::sql::columns!(code)
                 );
                 let row: Option<$crate::store::sql::CodeRow> = self
-                    .run(
+                    .run(async |c| {
                         sqlx::query_as(sql)
                             .bind(user_id)
                             .bind(purpose.as_str())
                             .bind(&hash[..])
-                            .fetch_optional(&self.pool),
-                    )
+                            .fetch_optional(c)
+                            .await
+                    })
                     .await?;
                 row.map(TryInto::try_into).transpose()
             }
@@ -583,20 +657,22 @@ macro_rules! sql_store {
                     $crate::store::sql::columns!(session),
                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
                 );
-                $crate::store::sql::within(
-                    self.deadline,
-                    sqlx::query(sql)
-                        .bind(&session.id)
-                        .bind(&session.user_id)
-                        .bind(&session.current_hash[..])
-                        .bind(session.rotated_at)
-                        .bind(session.created_at)
-                        .bind(session.last_used_at)
-                        .bind(session.expires_at)
-                        .bind(session.revoked)
-                        .bind(session.user_agent.as_deref())
-                        .bind(session.ip.as_deref())
-                        .execute(&self.pool),
+                self.run_or(
+                    async |c| {
+                        sqlx::query(sql)
+                            .bind(&session.id)
+                            .bind(&session.user_id)
+                            .bind(&session.current_hash[..])
+                            .bind(session.rotated_at)
+                            .bind(session.created_at)
+                            .bind(session.last_used_at)
+                            .bind(session.expires_at)
+                            .bind(session.revoked)
+                            .bind(session.user_agent.as_deref())
+                            .bind(session.ip.as_deref())
+                            .execute(c)
+                            .await
+                    },
                     |e| $crate::store::sql::conflict_or_unavailable(e, "session id"),
                 )
                 .await?;
@@ -613,7 +689,7 @@ macro_rules! sql_store {
                     " FROM authkit_sessions WHERE id = $1"
                 );
                 let row: Option<$crate::store::sql::SessionRow> = self
-                    .run(sqlx::query_as(sql).bind(id).fetch_optional(&self.pool))
+                    .run(async |c| sqlx::query_as(sql).bind(id).fetch_optional(c).await)
                     .await?;
                 row.map(TryInto::try_into).transpose()
             }
@@ -623,7 +699,7 @@ macro_rules! sql_store {
                 rotation: $crate::store::Rotation<'_>,
             ) -> Result<bool, $crate::store::StoreError> {
                 let done = self
-                    .run(
+                    .run(async |c| {
                         sqlx::query(
                             "UPDATE authkit_sessions SET current_hash = $1, rotated_at = $2, \
                              last_used_at = $2, expires_at = $3 \
@@ -634,22 +710,24 @@ macro_rules! sql_store {
                         .bind(rotation.expires_at)
                         .bind(rotation.session_id)
                         .bind(&rotation.expected[..])
-                        .execute(&self.pool),
-                    )
+                        .execute(c)
+                        .await
+                    })
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
 
             async fn revoke_session(&self, id: &str) -> Result<bool, $crate::store::StoreError> {
                 let done = self
-                    .run(
+                    .run(async |c| {
                         sqlx::query(
                             "UPDATE authkit_sessions SET revoked = TRUE \
                              WHERE id = $1 AND revoked = FALSE",
                         )
                         .bind(id)
-                        .execute(&self.pool),
-                    )
+                        .execute(c)
+                        .await
+                    })
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -660,7 +738,7 @@ macro_rules! sql_store {
                 except: Option<&str>,
             ) -> Result<Vec<String>, $crate::store::StoreError> {
                 let mut ids: Vec<String> = self
-                    .run(
+                    .run(async |c| {
                         sqlx::query_scalar(
                             "UPDATE authkit_sessions SET revoked = TRUE \
                              WHERE user_id = $1 AND revoked = FALSE \
@@ -668,8 +746,9 @@ macro_rules! sql_store {
                         )
                         .bind(user_id)
                         .bind(except)
-                        .fetch_all(&self.pool),
-                    )
+                        .fetch_all(c)
+                        .await
+                    })
                     .await?;
                 ids.sort_unstable();
                 Ok(ids)
@@ -687,12 +766,13 @@ macro_rules! sql_store {
                      AND expires_at > $2 ORDER BY created_at DESC, id"
                 );
                 let rows: Vec<$crate::store::sql::SessionRow> = self
-                    .run(
+                    .run(async |c| {
                         sqlx::query_as(sql)
                             .bind(user_id)
                             .bind(now)
-                            .fetch_all(&self.pool),
-                    )
+                            .fetch_all(c)
+                            .await
+                    })
                     .await?;
                 rows.into_iter().map(TryInto::try_into).collect()
             }
@@ -702,18 +782,20 @@ macro_rules! sql_store {
                 now: $crate::store::UnixMillis,
             ) -> Result<u64, $crate::store::StoreError> {
                 let done = self
-                    .run(
+                    .run(async |c| {
                         sqlx::query("DELETE FROM authkit_sessions WHERE expires_at <= $1")
                             .bind(now)
-                            .execute(&self.pool),
-                    )
+                            .execute(c)
+                            .await
+                    })
                     .await?;
                 // Ended rate-limit windows go with them.
-                self.run(
+                self.run(async |c| {
                     sqlx::query("DELETE FROM authkit_rate_limits WHERE window_ends <= $1")
                         .bind(now)
-                        .execute(&self.pool),
-                )
+                        .execute(c)
+                        .await
+                })
                 .await?;
                 Ok(done.rows_affected())
             }

@@ -111,4 +111,9 @@ impl SqliteStore {
     }
 }
 
-super::sql::sql_store!(SqliteStore, SqlitePool, "migrations/sqlite");
+super::sql::sql_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    "migrations/sqlite",
+    close_late = false
+);

@@ -129,6 +129,13 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// Kills the process with SIGKILL (`kill -9`): no graceful shutdown,
+    /// requests in flight are cut wherever they are.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn stop(mut self) {
         let _ = Command::new("kill")
             .arg("-TERM")
