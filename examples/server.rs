@@ -12,7 +12,7 @@
 //! |---|---|---|
 //! | `BIND_ADDR` | `127.0.0.1:3000` | |
 //! | `DATABASE_URL` | `sqlite://authkit.db?mode=rwc`; `postgres://...` for PostgreSQL | `postgres` for PostgreSQL |
-//! | `REDIS_URL` | unset; when set, sessions and rate limits live in Redis | `redis` |
+//! | `REDIS_URL` | unset; when set, sessions and rate limits live in Redis: `redis://host:6379/0` for one server, `redis+cluster://host:7000,host:7001` (comma-separated seed nodes) for a Redis Cluster | `redis` |
 //! | `JWT_SECRET` | random (warned); at least 32 bytes | |
 //! | `JWT_PRIVATE_KEY_FILE` / `JWT_VERIFY_KEY_FILES` / `REFRESH_SECRET` | unset: HS256 from `JWT_SECRET` | |
 //! | `COOKIE_SECURE` | `true`; `false` for plain-HTTP development | |
@@ -162,7 +162,10 @@ async fn redis(url: &str, deadline: Option<Duration>, stores: &mut Stores) -> Re
         redis = redis.with_deadline(deadline);
     }
     let redis = Arc::new(redis);
-    tracing::info!("sessions and rate limits in Redis");
+    tracing::info!(
+        cluster = redis.is_cluster(),
+        "sessions and rate limits in Redis"
+    );
     stores.sessions = redis.clone();
     stores.limiter = Some(redis);
     Ok(())

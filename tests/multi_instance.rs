@@ -107,7 +107,35 @@ async fn three_instances_share_sign_ins_refreshes_and_limits() {
     let pg_url = common::postgres_url().await.unwrap();
     let database_url = url_in_schema(&pg_url, schema.schema());
     let redis_url = fresh_redis_db(&redis_url, REDIS_DB).await;
-    let [a, b, c] = start_three(&database_url, &redis_url);
+    share_sign_ins_refreshes_and_limits(&database_url, &redis_url).await;
+}
+
+/// The same three instances with sessions and rate limits on a Redis Cluster
+/// of three primaries started for this test: rotation, reuse detection and
+/// limits hold across instances when every call may land on another node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_instances_on_a_redis_cluster_share_refreshes_reuse_and_limits() {
+    let Some((_store, schema)) = common::postgres_store().await else {
+        return;
+    };
+    let Some(cluster) = tokio::task::spawn_blocking(common::cluster::start_or_skip)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let pg_url = common::postgres_url().await.unwrap();
+    let database_url = url_in_schema(&pg_url, schema.schema());
+    share_sign_ins_refreshes_and_limits(&database_url, &cluster.url()).await;
+    // The sessions and counters really live on the cluster.
+    let keys: usize = cluster.keys_per_node("authkit:*").iter().sum();
+    assert!(keys > 0, "no key on the cluster");
+}
+
+/// Sign-up, sign-in, refreshes across instances, reuse detection, a refresh
+/// burst and shared sign-in limits on three servers over `redis_url`.
+async fn share_sign_ins_refreshes_and_limits(database_url: &str, redis_url: &str) {
+    let [a, b, c] = start_three(database_url, redis_url);
     let client = Client {
         http: reqwest::Client::new(),
     };

@@ -2,11 +2,14 @@
 //! on every store of the crate, exactly as a third-party store would run it:
 //!
 //! - users: memory, SQLite (in-memory and file), PostgreSQL;
-//! - sessions: memory, SQLite (in-memory and file), PostgreSQL, Redis;
-//! - rate limits: memory, SQLite, PostgreSQL, Redis.
+//! - sessions: memory, SQLite (in-memory and file), PostgreSQL, Redis, and
+//!   Redis Cluster;
+//! - rate limits: memory, SQLite, PostgreSQL, Redis, and Redis Cluster.
 //!
 //! PostgreSQL and Redis come from `DATABASE_URL` / `REDIS_URL` (see
-//! `tests/common`); each test gets its own schema or key prefix.
+//! `tests/common`); each test gets its own schema or key prefix. The Redis
+//! Cluster is three local `redis-server`s the tests start themselves
+//! (`tests/common/cluster.rs`).
 
 mod common;
 
@@ -88,6 +91,21 @@ mod redis {
     async fn store() -> Option<(Arc<RedisStore>, Guard)> {
         let (store, prefix) = common::redis_store().await?;
         Some((Arc::new(store), Box::new(prefix)))
+    }
+
+    session_store_tests!(store, Expiry::Native);
+    rate_limiter_tests!(store);
+}
+
+#[cfg(feature = "redis")]
+mod redis_cluster {
+    use super::*;
+    use axum_authkit::store::RedisStore;
+
+    async fn store() -> Option<(Arc<RedisStore>, Guard)> {
+        let (store, cluster) = common::cluster::store().await?;
+        assert!(store.is_cluster(), "a redis+cluster:// URL makes a cluster store");
+        Some((Arc::new(store), Box::new(cluster)))
     }
 
     session_store_tests!(store, Expiry::Native);

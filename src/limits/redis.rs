@@ -1,7 +1,10 @@
 //! [`RateLimiter`] for [`RedisStore`]: counters shared by every instance that
-//! uses the same Redis and prefix. Each step is one Lua script, so it is
-//! atomic across processes. Keys are `{prefix}rl:{key}` and expire with
-//! their window.
+//! uses the same Redis (one server or a Redis Cluster) and prefix. Each step
+//! is one Lua script on one key, so it is atomic across processes in both
+//! modes and needs no hash tag: on a cluster the counters spread over the
+//! slots by their own names. Keys are `{prefix}rl:{key}` and expire with
+//! their window. Build the limiter with [`RedisStore::connect`], which takes
+//! `redis+cluster://` URLs too.
 
 use std::sync::LazyLock;
 use std::time::Duration;

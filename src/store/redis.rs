@@ -1,27 +1,86 @@
 //! Redis backend: sessions ([`SessionStore`]) and shared fixed-window rate
 //! limits (its [`RateLimiter`](crate::limits::RateLimiter) lives in
-//! `limits/redis.rs`).
+//! `limits/redis.rs`), on a single Redis server or on a Redis Cluster.
 //!
 //! Every key starts with a configurable prefix and carries a TTL, so Redis
 //! expiry replaces purging. Compare-and-swap steps run as Lua scripts, which
-//! makes them atomic across processes. Requires Redis 5 or later (standalone
-//! or a primary with replicas; not Redis Cluster).
+//! makes them atomic across processes. Requires Redis 5 or later: a single
+//! server, a primary with replicas, or a Redis Cluster (Redis 7 is tested).
 //!
-//! Key layout (`{p}` is the prefix):
+//! # One store, two connections
 //!
-//! - `{p}fam:{session_id}`: hash with `user`, `cur` (32 raw bytes), `rot`,
-//!   `created`, `used`, `exp` (Unix ms), `revoked` (`0`/`1`), and `ua` and
-//!   `ip` when known; expires at `exp`;
-//! - `{p}user:{user_id}`: set of the user's session ids; expires at the latest
-//!   `exp` of its sessions;
-//! - `{p}rl:{key}`: rate-limit counter; expires when its window ends.
+//! A [`RedisStore`] talks through a connection that is either a
+//! [`ConnectionManager`] (one server) or a [`ClusterConnection`] (a cluster,
+//! routing each command by the slot of its first key and following `MOVED`
+//! / `ASK`). Every command and script is the same in both modes, and so is
+//! the key layout: a store can move from one server to a cluster by copying
+//! its keys. [`RedisStore::connect`] picks the mode from the URL:
+//! `redis://host:port/db` is a single server, `redis+cluster://host:port,host:port`
+//! (any number of seed nodes, comma-separated; `rediss+cluster://` for TLS,
+//! `user:password@` before the first seed applies to all) is a cluster.
+//!
+//! # Key layout and hash tags
+//!
+//! A Lua script may only touch keys of one cluster slot, and Redis decides a
+//! key's slot by its *hash tag*, the text between the first `{` and the next
+//! `}`. The session scripts touch a session and the index of its user's
+//! sessions (creating a session adds it to the index, rotating extends the
+//! index's TTL, revoking all of a user's sessions walks the index), so both
+//! carry the **user id** as their tag. Tagging by session id instead would
+//! spread one user's sessions over the cluster, and "sign out everywhere"
+//! (revoking every session of a user) could then no longer be one atomic
+//! script. The price is that a session id alone does not name its key, hence
+//! a small owner lookup per session, tagged by the session id.
+//!
+//! `{p}` is the prefix, which must not contain `{` or `}` (it would change
+//! the tags):
+//!
+//! - `{p}{u:<user_id>}:fam:<session_id>`: hash with `user`, `cur` (32 raw
+//!   bytes), `rot`, `created`, `used`, `exp` (Unix ms), `revoked` (`0`/`1`),
+//!   and `ua` and `ip` when known; expires at `exp`;
+//! - `{p}{u:<user_id>}:sessions`: set of the user's session ids; expires at
+//!   the latest `exp` of its sessions;
+//! - `{p}sid:{<session_id>}`: the owner lookup, the session's user id;
+//!   expires no earlier than the session;
+//! - `{p}rl:<key>`: rate-limit counter (one key per script: no tag needed);
+//!   expires when its window ends.
+//!
+//! # What is not atomic on a cluster
+//!
+//! The owner lookup and the user's keys live in different slots, so three
+//! operations take two steps (also on a single server, where the layout is
+//! the same). Each writes in an order that leaves a safe state if the
+//! process dies between the steps:
+//!
+//! - **create**: 1. the lookup (`SET NX`, which also enforces a unique
+//!   session id), 2. the session and the index (one script). A crash in
+//!   between leaves a lookup that points at no session: the id reads as
+//!   absent and the lookup expires with the would-be session.
+//! - **rotate**: 1. read the owner, extending the lookup to the new expiry,
+//!   2. the compare-and-swap on the session and the index (one script). The
+//!   swap itself stays atomic; a crash in between only leaves a lookup that
+//!   outlives its session, which is harmless.
+//! - **revoke one session** and **read one session**: 1. read the owner,
+//!   2. act on the session. Nothing is written before step 2.
+//!
+//! Revoking every session of a user, listing them, and the rate-limit
+//! scripts are single-slot and atomic in both modes. The session scripts
+//! read the session keys of the user they were handed in the same slot (the
+//! index names them); Redis Cluster allows this because they share the
+//! slot of a declared key.
+//!
+//! Sessions written by releases before this layout (`{p}fam:<id>`) are not
+//! read: their users sign in again.
 
+use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, RedisResult, Script};
+use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::{Client, Cmd, Pipeline, RedisFuture, RedisResult, Script, Value};
 use async_trait::async_trait;
 
 use crate::store::{Rotation, Session, SessionStore, StoreError, UnixMillis};
@@ -40,9 +99,21 @@ local function extend(key, at)
 end
 "#;
 
+/// KEYS: owner lookup. ARGV: expiry to extend it to (Unix ms). Returns the
+/// owner's user id, or nil.
+static OWNER_EXTEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r#"{EXTEND_FN}
+local user = redis.call('GET', KEYS[1])
+if user then extend(KEYS[1], ARGV[1]) end
+return user
+"#
+    ))
+});
+
 /// KEYS: session, user set. ARGV: id, user, cur, rot, created, exp, revoked,
-/// session-key prefix, used, ua, ip ('' when unknown). Returns 0 when the id
-/// is taken, else 1.
+/// the user's session-key prefix, used, ua, ip ('' when unknown). Returns 0
+/// when the id is taken, else 1.
 static CREATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -70,19 +141,18 @@ return 1
     )
 });
 
-/// KEYS: session. ARGV: expected, next, rotated_at, expires_at, user-set
-/// prefix, session id. Returns 1 when the swap happened, else 0.
+/// KEYS: session, user set. ARGV: expected, next, rotated_at, expires_at,
+/// session id. Returns 1 when the swap happened, else 0.
 static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r#"{EXTEND_FN}
-local f = redis.call('HMGET', KEYS[1], 'cur', 'revoked', 'user')
+local f = redis.call('HMGET', KEYS[1], 'cur', 'revoked')
 if f[1] ~= ARGV[1] or f[2] ~= '0' then return 0 end
 redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'rot', ARGV[3], 'used', ARGV[3], 'exp', ARGV[4])
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
-if f[3] and redis.call('EXISTS', KEYS[1]) == 1 then
-  local set = ARGV[5] .. f[3]
-  redis.call('SADD', set, ARGV[6])
-  extend(set, ARGV[4])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('SADD', KEYS[2], ARGV[5])
+  extend(KEYS[2], ARGV[4])
 end
 return 1
 "#
@@ -102,8 +172,8 @@ return 0
     )
 });
 
-/// KEYS: user set. ARGV: session-key prefix, user id, id to keep ('' for
-/// none). Returns the ids revoked.
+/// KEYS: user set. ARGV: the user's session-key prefix, user id, id to keep
+/// ('' for none). Returns the ids revoked.
 static REVOKE_USER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -123,16 +193,97 @@ return out
     )
 });
 
-/// Sessions and rate limits in Redis, shared by every app instance
-/// that uses the same server and prefix.
+/// The connection under a [`RedisStore`]: one server or a cluster. Both
+/// speak [`ConnectionLike`], so every command is written once.
+#[derive(Clone)]
+pub(crate) enum Conn {
+    /// A single server (or a primary), auto-reconnecting.
+    Single(ConnectionManager),
+    /// A Redis Cluster: commands go to the node that owns their first key's
+    /// slot.
+    Cluster(ClusterConnection),
+}
+
+impl fmt::Debug for Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Neither connection says anything useful (or safe) about itself.
+        f.write_str(match self {
+            Conn::Single(_) => "Conn::Single",
+            Conn::Cluster(_) => "Conn::Cluster",
+        })
+    }
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The seed nodes of a `redis+cluster://` or `rediss+cluster://` URL, each
+/// as a plain `redis://` / `rediss://` URL; `None` for any other URL.
+fn cluster_seeds(url: &str) -> Result<Option<Vec<String>>, StoreError> {
+    let (scheme, rest) = if let Some(rest) = url.strip_prefix("redis+cluster://") {
+        ("redis", rest)
+    } else if let Some(rest) = url.strip_prefix("rediss+cluster://") {
+        ("rediss", rest)
+    } else {
+        return Ok(None);
+    };
+    let invalid = |why: &str| StoreError::unavailable(format!("invalid cluster URL: {why}"));
+    // A cluster has database 0 only; a trailing `/` or `/0` is tolerated.
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if !matches!(path, "" | "0") {
+        return Err(invalid("a cluster has no database other than 0"));
+    }
+    let (auth, hosts) = match authority.rsplit_once('@') {
+        Some((auth, hosts)) => (format!("{auth}@"), hosts),
+        None => (String::new(), authority),
+    };
+    let seeds: Vec<String> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("{scheme}://{auth}{h}"))
+        .collect();
+    if seeds.is_empty() {
+        return Err(invalid("no seed node"));
+    }
+    Ok(Some(seeds))
+}
+
+/// Sessions and rate limits in Redis (one server or a cluster), shared by
+/// every app instance that uses the same Redis and prefix.
 ///
 /// Cloning is cheap: clones share one auto-reconnecting connection. Every
 /// Redis failure, including a timeout, surfaces as
 /// [`StoreError::Unavailable`]; no call waits longer than the
-/// [deadline](RedisStore::with_deadline).
+/// [deadline](RedisStore::with_deadline), on a cluster as on one server.
 #[derive(Clone, Debug)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Conn,
     prefix: Arc<str>,
     deadline: Duration,
 }
@@ -141,12 +292,16 @@ impl RedisStore {
     /// Default connection timeout and default response timeout (2 s each).
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
-    /// Connects to `url` (for example `redis://127.0.0.1:6379/0`) with
-    /// [`RedisStore::default_config`]; every key starts with `prefix` (for
-    /// example `authkit:`).
+    /// Connects to `url` with [`RedisStore::default_config`]; every key
+    /// starts with `prefix` (for example `authkit:`; no `{` or `}`).
+    ///
+    /// `url` is either one server, `redis://127.0.0.1:6379/0`, or a Redis
+    /// Cluster, `redis+cluster://10.0.0.1:6379,10.0.0.2:6379` (seed nodes,
+    /// comma-separated; the rest of the cluster is discovered from them).
     ///
     /// Fails with [`StoreError::Unavailable`] when the URL is invalid or the
-    /// server cannot be reached within a few seconds.
+    /// server (every seed, for a cluster) cannot be reached within a few
+    /// seconds.
     pub async fn connect(url: &str, prefix: impl Into<String>) -> Result<Self, StoreError> {
         Self::connect_with(url, prefix, Self::default_config()).await
     }
@@ -154,30 +309,74 @@ impl RedisStore {
     /// Like [`RedisStore::connect`] with your own connection settings. The
     /// [deadline](RedisStore::with_deadline) becomes the connection timeout
     /// plus the response timeout (each [`RedisStore::DEFAULT_TIMEOUT`] when
-    /// unset).
+    /// unset). For a cluster URL the two timeouts and the number of retries
+    /// carry over to the cluster client; use
+    /// [`RedisStore::connect_cluster_with`] for every cluster setting.
     pub async fn connect_with(
         url: &str,
         prefix: impl Into<String>,
         config: ConnectionManagerConfig,
     ) -> Result<Self, StoreError> {
-        let deadline = config
-            .connection_timeout()
-            .unwrap_or(Self::DEFAULT_TIMEOUT)
-            .saturating_add(config.response_timeout().unwrap_or(Self::DEFAULT_TIMEOUT));
+        let connection_timeout = config.connection_timeout().unwrap_or(Self::DEFAULT_TIMEOUT);
+        let response_timeout = config.response_timeout().unwrap_or(Self::DEFAULT_TIMEOUT);
+        let deadline = connection_timeout.saturating_add(response_timeout);
+        if let Some(seeds) = cluster_seeds(url)? {
+            let retries = u32::try_from(config.number_of_retries()).unwrap_or(u32::MAX);
+            let builder = ClusterClient::builder(seeds)
+                .connection_timeout(connection_timeout)
+                .response_timeout(response_timeout)
+                .retries(retries)
+                .max_retry_wait(500);
+            return Self::cluster(builder, prefix, deadline).await;
+        }
         let client = Client::open(url).map_err(StoreError::unavailable)?;
         let conn = within(deadline, ConnectionManager::new_with_config(client, config)).await?;
         Ok(Self {
-            conn,
+            conn: Conn::Single(conn),
             prefix: prefix.into().into(),
             deadline,
         })
     }
 
-    /// Wraps an existing connection manager; every key starts with `prefix`.
-    /// The deadline defaults to twice [`RedisStore::DEFAULT_TIMEOUT`].
+    /// Connects to a Redis Cluster configured by `builder` (seed nodes,
+    /// timeouts, retries, TLS, credentials). The deadline defaults to twice
+    /// [`RedisStore::DEFAULT_TIMEOUT`]; match it to the builder's timeouts
+    /// with [`RedisStore::with_deadline`].
+    pub async fn connect_cluster_with(
+        builder: ClusterClientBuilder,
+        prefix: impl Into<String>,
+    ) -> Result<Self, StoreError> {
+        // The builder hides its timeouts: assume the defaults.
+        Self::cluster(builder, prefix, Self::DEFAULT_TIMEOUT.saturating_mul(2)).await
+    }
+
+    async fn cluster(
+        builder: ClusterClientBuilder,
+        prefix: impl Into<String>,
+        deadline: Duration,
+    ) -> Result<Self, StoreError> {
+        let client = builder.build().map_err(StoreError::unavailable)?;
+        let conn = within(deadline, client.get_async_connection()).await?;
+        Ok(Self::new_cluster(conn, prefix).with_deadline(deadline))
+    }
+
+    /// Wraps an existing connection manager (one server); every key starts
+    /// with `prefix`. The deadline defaults to twice
+    /// [`RedisStore::DEFAULT_TIMEOUT`].
     pub fn new(manager: ConnectionManager, prefix: impl Into<String>) -> Self {
         Self {
-            conn: manager,
+            conn: Conn::Single(manager),
+            prefix: prefix.into().into(),
+            deadline: Self::DEFAULT_TIMEOUT.saturating_mul(2),
+        }
+    }
+
+    /// Wraps an existing Redis Cluster connection; every key starts with
+    /// `prefix`. The deadline defaults to twice
+    /// [`RedisStore::DEFAULT_TIMEOUT`].
+    pub fn new_cluster(conn: ClusterConnection, prefix: impl Into<String>) -> Self {
+        Self {
+            conn: Conn::Cluster(conn),
             prefix: prefix.into().into(),
             deadline: Self::DEFAULT_TIMEOUT.saturating_mul(2),
         }
@@ -194,8 +393,9 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(500))
     }
 
-    /// Sets the longest time any single call may take, reconnection
-    /// included; past it the call fails with [`StoreError::Unavailable`].
+    /// Sets the longest time any single call may take, reconnection (and,
+    /// on a cluster, redirection) included; past it the call fails with
+    /// [`StoreError::Unavailable`].
     pub fn with_deadline(mut self, deadline: Duration) -> Self {
         self.deadline = deadline;
         self
@@ -206,12 +406,27 @@ impl RedisStore {
         &self.prefix
     }
 
-    fn session_key(&self, id: &str) -> String {
-        format!("{}fam:{id}", self.prefix)
+    /// Whether this store talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.conn, Conn::Cluster(_))
+    }
+
+    /// `{p}{u:<user>}:`, the start of every key of one user: the hash tag
+    /// puts them all in one slot.
+    fn user_tag(&self, user_id: &str) -> String {
+        format!("{}{{u:{user_id}}}:", self.prefix)
+    }
+
+    fn session_key(&self, user_id: &str, id: &str) -> String {
+        format!("{}fam:{id}", self.user_tag(user_id))
     }
 
     fn user_key(&self, user_id: &str) -> String {
-        format!("{}user:{user_id}", self.prefix)
+        format!("{}sessions", self.user_tag(user_id))
+    }
+
+    fn owner_key(&self, id: &str) -> String {
+        format!("{}sid:{{{id}}}", self.prefix)
     }
 
     pub(crate) fn limit_key(&self, key: &str) -> String {
@@ -219,7 +434,7 @@ impl RedisStore {
     }
 
     /// A handle on the shared connection.
-    pub(crate) fn connection(&self) -> ConnectionManager {
+    pub(crate) fn connection(&self) -> Conn {
         self.conn.clone()
     }
 
@@ -229,6 +444,31 @@ impl RedisStore {
         fut: impl Future<Output = RedisResult<T>>,
     ) -> Result<T, StoreError> {
         within(self.deadline, fut).await
+    }
+
+    /// The user id owning session `id`, if the session (or its lookup)
+    /// still exists; with `extend_to`, the lookup lives at least that long.
+    async fn owner(
+        &self,
+        conn: &mut Conn,
+        id: &str,
+        extend_to: Option<UnixMillis>,
+    ) -> RedisResult<Option<String>> {
+        match extend_to {
+            Some(at) => {
+                OWNER_EXTEND
+                    .key(self.owner_key(id))
+                    .arg(at)
+                    .invoke_async(conn)
+                    .await
+            }
+            None => {
+                ::redis::cmd("GET")
+                    .arg(self.owner_key(id))
+                    .query_async(conn)
+                    .await
+            }
+        }
     }
 }
 
@@ -310,19 +550,37 @@ fn decode_session(id: &str, fields: Vec<Option<Vec<u8>>>) -> Result<Option<Sessi
 impl SessionStore for RedisStore {
     async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
+        let user = &session.user_id;
+        // Step 1, the owner lookup: `SET NX` claims the id cluster-wide. A
+        // crash before step 2 leaves a lookup to no session (reads as absent).
+        let claimed: Option<String> = self
+            .run(
+                ::redis::cmd("SET")
+                    .arg(self.owner_key(&session.id))
+                    .arg(user)
+                    .arg("NX")
+                    .arg("PXAT")
+                    .arg(session.expires_at)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        if claimed.is_none() {
+            return Err(StoreError::Conflict("session id"));
+        }
+        // Step 2, the session and its user's index: one slot, one script.
         let created: i64 = self
             .run(
                 CREATE
-                    .key(self.session_key(&session.id))
-                    .key(self.user_key(&session.user_id))
+                    .key(self.session_key(user, &session.id))
+                    .key(self.user_key(user))
                     .arg(&session.id)
-                    .arg(&session.user_id)
+                    .arg(user)
                     .arg(&session.current_hash[..])
                     .arg(session.rotated_at)
                     .arg(session.created_at)
                     .arg(session.expires_at)
                     .arg(if session.revoked { "1" } else { "0" })
-                    .arg(self.session_key(""))
+                    .arg(self.session_key(user, ""))
                     .arg(session.last_used_at)
                     .arg(session.user_agent.as_deref().unwrap_or(""))
                     .arg(session.ip.as_deref().unwrap_or(""))
@@ -338,31 +596,50 @@ impl SessionStore for RedisStore {
 
     async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
         let mut conn = self.conn.clone();
-        let fields: Vec<Option<Vec<u8>>> = self
-            .run(
+        // Two round trips (owner, then the session) under one deadline.
+        let fields = self
+            .run(async {
+                let Some(user) = self.owner(&mut conn, id, None).await? else {
+                    return Ok(None);
+                };
                 ::redis::cmd("HMGET")
-                    .arg(self.session_key(id))
+                    .arg(self.session_key(&user, id))
                     .arg(&SESSION_FIELDS)
-                    .query_async(&mut conn),
-            )
+                    .query_async::<Vec<Option<Vec<u8>>>>(&mut conn)
+                    .await
+                    .map(Some)
+            })
             .await?;
-        decode_session(id, fields)
+        match fields {
+            Some(fields) => decode_session(id, fields),
+            None => Ok(None),
+        }
     }
 
     async fn rotate(&self, rotation: Rotation<'_>) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
+        let id = rotation.session_id;
         let swapped: i64 = self
-            .run(
+            .run(async {
+                // Extending the lookup first: if the swap then fails or never
+                // runs, the lookup merely outlives its session.
+                let Some(user) = self
+                    .owner(&mut conn, id, Some(rotation.expires_at))
+                    .await?
+                else {
+                    return Ok(0);
+                };
                 ROTATE
-                    .key(self.session_key(rotation.session_id))
+                    .key(self.session_key(&user, id))
+                    .key(self.user_key(&user))
                     .arg(&rotation.expected[..])
                     .arg(&rotation.next[..])
                     .arg(rotation.rotated_at)
                     .arg(rotation.expires_at)
-                    .arg(self.user_key(""))
-                    .arg(rotation.session_id)
-                    .invoke_async(&mut conn),
-            )
+                    .arg(id)
+                    .invoke_async(&mut conn)
+                    .await
+            })
             .await?;
         Ok(swapped == 1)
     }
@@ -370,7 +647,15 @@ impl SessionStore for RedisStore {
     async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
         let was_live: i64 = self
-            .run(REVOKE.key(self.session_key(id)).invoke_async(&mut conn))
+            .run(async {
+                let Some(user) = self.owner(&mut conn, id, None).await? else {
+                    return Ok(0);
+                };
+                REVOKE
+                    .key(self.session_key(&user, id))
+                    .invoke_async(&mut conn)
+                    .await
+            })
             .await?;
         Ok(was_live == 1)
     }
@@ -385,7 +670,7 @@ impl SessionStore for RedisStore {
             .run(
                 REVOKE_USER
                     .key(self.user_key(user_id))
-                    .arg(self.session_key(""))
+                    .arg(self.session_key(user_id, ""))
                     .arg(user_id)
                     .arg(except.unwrap_or(""))
                     .invoke_async(&mut conn),
@@ -401,7 +686,8 @@ impl SessionStore for RedisStore {
         now: UnixMillis,
     ) -> Result<Vec<Session>, StoreError> {
         let mut conn = self.conn.clone();
-        // Two round trips under one deadline: the ids, then every session.
+        // Two round trips under one deadline: the ids, then every session
+        // (one pipeline: all in the user's slot).
         let (ids, rows) = self
             .run(async {
                 let ids: Vec<String> = ::redis::cmd("SMEMBERS")
@@ -411,7 +697,7 @@ impl SessionStore for RedisStore {
                 let mut pipe = ::redis::pipe();
                 for id in &ids {
                     pipe.cmd("HMGET")
-                        .arg(self.session_key(id))
+                        .arg(self.session_key(user_id, id))
                         .arg(&SESSION_FIELDS);
                 }
                 let rows: Vec<Vec<Option<Vec<u8>>>> = if ids.is_empty() {

@@ -7,6 +7,9 @@
 
 #![allow(dead_code)]
 
+#[cfg(feature = "redis")]
+pub mod cluster;
+
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 #[cfg(any(feature = "postgres", feature = "redis"))]
