@@ -726,3 +726,26 @@ impl SessionStore for RedisStore {
         Ok(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::cluster_seeds;
+
+    #[test]
+    fn cluster_urls_become_seed_lists() {
+        assert_eq!(cluster_seeds("redis://127.0.0.1:6379/0").unwrap(), None);
+        assert_eq!(
+            cluster_seeds("redis+cluster://a:7000, b:7001,").unwrap(),
+            Some(vec!["redis://a:7000".to_owned(), "redis://b:7001".to_owned()])
+        );
+        assert_eq!(
+            cluster_seeds("rediss+cluster://u:p@a:7000,b:7001/").unwrap(),
+            Some(vec![
+                "rediss://u:p@a:7000".to_owned(),
+                "rediss://u:p@b:7001".to_owned()
+            ])
+        );
+        assert!(cluster_seeds("redis+cluster://a:7000/2").is_err());
+        assert!(cluster_seeds("redis+cluster://").is_err());
+    }
+}

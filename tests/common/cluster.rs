@@ -24,16 +24,17 @@ pub const PRIMARIES: usize = 3;
 
 /// One `redis-server` under its watchdog.
 struct Node {
-    /// The `sh` watchdog; closing its stdin kills the server.
+    /// The `sh` watchdog; closing its stdin kills the server and removes
+    /// its temp dir.
     child: Child,
     port: u16,
+    dir: PathBuf,
 }
 
 /// A running Redis Cluster, torn down (every server killed, temp dirs
 /// removed) when dropped.
 pub struct RedisCluster {
     nodes: Vec<Node>,
-    dir: PathBuf,
 }
 
 impl std::fmt::Debug for RedisCluster {
@@ -90,17 +91,12 @@ impl RedisCluster {
     /// `cluster_state:ok` with all 16384 slots assigned.
     pub fn start() -> Result<RedisCluster, String> {
         binaries_present()?;
-        let dir = std::env::temp_dir().join(super::unique_name("authkit_cluster"));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let mut cluster = RedisCluster {
-            nodes: Vec::new(),
-            dir,
-        };
+        let mut cluster = RedisCluster { nodes: Vec::new() };
         for i in 0..PRIMARIES {
             // `cluster-port` (Redis 7) picks the bus port too, so both are free
             // ports rather than `port + 10000`.
             let (port, bus) = (free_port()?, free_port()?);
-            let node_dir = cluster.dir.join(format!("node{i}"));
+            let node_dir = std::env::temp_dir().join(super::unique_name(&format!("authkit_node{i}")));
             std::fs::create_dir_all(&node_dir)
                 .map_err(|e| format!("{}: {e}", node_dir.display()))?;
             let args = [
@@ -124,18 +120,25 @@ impl RedisCluster {
                 node_dir.join("redis.log").display().to_string(),
             ];
             // The watchdog: the server in the background, `cat` until our end
-            // of the pipe closes, then the server is killed.
+            // of the pipe closes, then the server is killed and its dir removed.
             let child = Command::new("sh")
                 .arg("-c")
-                .arg(r#"redis-server "$@" & s=$!; cat >/dev/null; kill -9 $s; wait $s"#)
+                .arg(
+                    r#"d=$1; shift; redis-server "$@" & s=$!; cat >/dev/null; kill -9 $s; wait $s; rm -rf "$d""#,
+                )
                 .arg("sh")
+                .arg(&node_dir)
                 .args(&args)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .map_err(|e| format!("start redis-server: {e}"))?;
-            cluster.nodes.push(Node { child, port });
+            cluster.nodes.push(Node {
+                child,
+                port,
+                dir: node_dir,
+            });
         }
         for node in &cluster.nodes {
             wait_for(Duration::from_secs(10), || {
@@ -243,8 +246,8 @@ impl Drop for RedisCluster {
         }
         for node in &mut self.nodes {
             let _ = node.child.wait();
+            let _ = std::fs::remove_dir_all(&node.dir);
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
