@@ -5,7 +5,10 @@
 //! `axum_authkit::testing::Rotator`); criterion
 //! reports rotations per second across all clients. PostgreSQL and Redis are
 //! found through `DATABASE_URL` / `REDIS_URL` (defaults: the local services);
-//! an unreachable one is skipped with a line on stderr.
+//! an unreachable one is skipped with a line on stderr. The Redis Cluster is
+//! three local primaries the bench starts itself with the tests' harness
+//! (`tests/common/cluster.rs`, needs `redis-server`), measured in the same
+//! run as the single Redis.
 //!
 //! ```sh
 //! cargo bench --all-features --bench stores
@@ -18,6 +21,10 @@ use axum_authkit::store::{MemoryStore, PostgresStore, RedisStore, SessionStore, 
 use axum_authkit::testing::Rotator;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
+
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/common/mod.rs"]
+mod tests_common;
 
 const CLIENTS: usize = 32;
 
@@ -120,6 +127,16 @@ fn rotations(c: &mut Criterion) {
     match rt.block_on(RedisStore::connect(&redis_url, prefix)) {
         Ok(store) => bench_store(c, &rt, "redis", Arc::new(store)),
         Err(e) => eprintln!("SKIP redis rotation bench: {redis_url}: {e}"),
+    }
+
+    // Kept until the end of the run: dropping it stops the cluster.
+    let Some(cluster) = tests_common::cluster::start_or_skip() else {
+        return;
+    };
+    let prefix = format!("authkit-bench-{}:", std::process::id());
+    match rt.block_on(RedisStore::connect(&cluster.url(), prefix)) {
+        Ok(store) => bench_store(c, &rt, "redis_cluster_3", Arc::new(store)),
+        Err(e) => eprintln!("SKIP redis cluster rotation bench: {e}"),
     }
 }
 

@@ -78,9 +78,19 @@ async fn sessions_spread_over_the_nodes_and_one_users_keys_share_a_slot() {
     }
     let revoked = store.revoke_user_sessions(user, None).await.unwrap();
     assert_eq!(revoked.len(), 2);
-    assert!(store.user_sessions(user, now_ms()).await.unwrap().is_empty());
+    assert!(
+        store
+            .user_sessions(user, now_ms())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
-        store.user_sessions(&users[1], now_ms()).await.unwrap().len(),
+        store
+            .user_sessions(&users[1], now_ms())
+            .await
+            .unwrap()
+            .len(),
         2,
         "another user's sessions stay"
     );

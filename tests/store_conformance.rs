@@ -104,7 +104,10 @@ mod redis_cluster {
 
     async fn store() -> Option<(Arc<RedisStore>, Guard)> {
         let (store, cluster) = common::cluster::store().await?;
-        assert!(store.is_cluster(), "a redis+cluster:// URL makes a cluster store");
+        assert!(
+            store.is_cluster(),
+            "a redis+cluster:// URL makes a cluster store"
+        );
         Some((Arc::new(store), Box::new(cluster)))
     }
 

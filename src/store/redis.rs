@@ -623,10 +623,7 @@ impl SessionStore for RedisStore {
             .run(async {
                 // Extending the lookup first: if the swap then fails or never
                 // runs, the lookup merely outlives its session.
-                let Some(user) = self
-                    .owner(&mut conn, id, Some(rotation.expires_at))
-                    .await?
-                else {
+                let Some(user) = self.owner(&mut conn, id, Some(rotation.expires_at)).await? else {
                     return Ok(0);
                 };
                 ROTATE
@@ -736,7 +733,10 @@ mod tests {
         assert_eq!(cluster_seeds("redis://127.0.0.1:6379/0").unwrap(), None);
         assert_eq!(
             cluster_seeds("redis+cluster://a:7000, b:7001,").unwrap(),
-            Some(vec!["redis://a:7000".to_owned(), "redis://b:7001".to_owned()])
+            Some(vec![
+                "redis://a:7000".to_owned(),
+                "redis://b:7001".to_owned()
+            ])
         );
         assert_eq!(
             cluster_seeds("rediss+cluster://u:p@a:7000,b:7001/").unwrap(),

@@ -96,7 +96,8 @@ impl RedisCluster {
             // `cluster-port` (Redis 7) picks the bus port too, so both are free
             // ports rather than `port + 10000`.
             let (port, bus) = (free_port()?, free_port()?);
-            let node_dir = std::env::temp_dir().join(super::unique_name(&format!("authkit_node{i}")));
+            let node_dir =
+                std::env::temp_dir().join(super::unique_name(&format!("authkit_node{i}")));
             std::fs::create_dir_all(&node_dir)
                 .map_err(|e| format!("{}: {e}", node_dir.display()))?;
             let args = [
