@@ -22,7 +22,6 @@ use axum_authkit::testing::Rotator;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 
-#[allow(dead_code, unused_imports)]
 #[path = "../tests/common/mod.rs"]
 mod tests_common;
 
