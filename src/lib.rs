@@ -90,7 +90,7 @@
 //! |---|---|---|
 //! | `sqlite` | yes | `SqliteStore` (sqlx, bundled SQLite) |
 //! | `postgres` | | `PostgresStore` (sqlx) |
-//! | `redis` | | `RedisStore`: sessions and rate limits shared by instances |
+//! | `redis` | | `RedisStore`: sessions and rate limits shared by instances, on one Redis server or a Redis Cluster |
 //! | `siteverify` | | `Siteverify` captcha client (reqwest, rustls) |
 //! | `smtp` | | `SmtpMailer` (lettre, rustls): STARTTLS or implicit TLS, credentials, a deadline |
 //! | `metrics` | | counters through the `metrics` facade (see below) |
