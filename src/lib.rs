@@ -158,6 +158,8 @@ pub mod keys;
 pub mod layer;
 pub mod limits;
 pub mod mail;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 mod password;
 mod routes;
 mod session;
