@@ -53,14 +53,13 @@ use utoipa::openapi::path::{
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{
-    AllOfBuilder, ArrayBuilder, ComponentsBuilder, KnownFormat, ObjectBuilder, Ref, RefOr,
-    Schema, SchemaFormat, SchemaType, Type,
+    AllOfBuilder, ArrayBuilder, ComponentsBuilder, KnownFormat, ObjectBuilder, Ref, Schema, SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
 };
 use utoipa::openapi::tag::TagBuilder;
-use utoipa::openapi::{OpenApi, OpenApiBuilder, PathsBuilder, Required};
+use utoipa::openapi::{OpenApi, OpenApiBuilder, PathsBuilder, RefOr, Required};
 
 use crate::auth::Auth;
 use crate::error::AuthError;
@@ -136,12 +135,12 @@ fn described(description: &str) -> ObjectBuilder {
     string().description(Some(description))
 }
 
-fn object(fields: &[(&str, ObjectBuilder, bool)]) -> ObjectBuilder {
-    fields.iter().fold(
+fn object<'a>(fields: impl IntoIterator<Item = (&'a str, ObjectBuilder, bool)>) -> ObjectBuilder {
+    fields.into_iter().fold(
         ObjectBuilder::new().schema_type(Type::Object),
         |o, (name, schema, required)| {
-            let o = o.property(*name, schema.clone());
-            if *required { o.required(*name) } else { o }
+            let o = o.property(name, schema);
+            if required { o.required(name) } else { o }
         },
     )
 }
@@ -585,8 +584,11 @@ fn operation(route: &Route, settings: &Settings) -> utoipa::openapi::path::Opera
     let mut op = OperationBuilder::new()
         .operation_id(Some(route.id))
         .summary(Some(route.summary))
-        .tag(TAG)
-        .securities(Some(security(route.access, tokens_in_body)));
+        .tag(TAG);
+    let security = security(route.access, tokens_in_body);
+    if !security.is_empty() {
+        op = op.securities(Some(security));
+    }
     if let Some(name) = route.body {
         let required = if route.body_required {
             Required::True
@@ -679,11 +681,11 @@ fn components(settings: &Settings) -> utoipa::openapi::Components {
                 true,
             ));
         }
-        object(&fields)
+        object(fields)
     };
     let nullable = || ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null]));
     let date_time = || string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)));
-    let session = object(&[
+    let session = object([
         ("id", described("The session id (the access token's `sid`)."), true),
         ("created_at", date_time(), true),
         ("last_used_at", date_time(), true),
@@ -699,7 +701,7 @@ fn components(settings: &Settings) -> utoipa::openapi::Components {
     ComponentsBuilder::new()
         .schema(
             "Error",
-            object(&[
+            object([
                 ("detail", described("A human sentence."), true),
                 ("code", described("The machine code; see each route's answers."), true),
             ])
@@ -714,11 +716,11 @@ fn components(settings: &Settings) -> utoipa::openapi::Components {
         )
         .schema(
             "Detail",
-            object(&[("detail", described("A human sentence."), true)]),
+            object([("detail", described("A human sentence."), true)]),
         )
         .schema(
             "User",
-            object(&[
+            object([
                 ("id", string(), true),
                 ("email", email(), true),
                 ("name", string(), true),
@@ -727,7 +729,7 @@ fn components(settings: &Settings) -> utoipa::openapi::Components {
         )
         .schema(
             "EmailVerified",
-            object(&[
+            object([
                 ("detail", described("A human sentence."), true),
                 ("email_verified", boolean().enum_values(Some([true])), true),
             ]),
@@ -744,7 +746,7 @@ fn components(settings: &Settings) -> utoipa::openapi::Components {
         )
         .schema(
             "SignupRequest",
-            object(&[
+            object([
                 ("email", email(), true),
                 (
                     "password",
@@ -757,7 +759,7 @@ fn components(settings: &Settings) -> utoipa::openapi::Components {
         )
         .schema(
             "SigninRequest",
-            object(&[
+            object([
                 ("login", email().description(Some("The e-mail address.")), true),
                 ("password", password(), true),
                 ("captcha", captcha(), false),
@@ -765,15 +767,15 @@ fn components(settings: &Settings) -> utoipa::openapi::Components {
         )
         .schema(
             "VerificationCode",
-            object(&[("verification_code", code(), true)]),
+            object([("verification_code", code(), true)]),
         )
         .schema(
             "PasswordResetRequest",
-            object(&[("email", email(), true), ("captcha", captcha(), false)]),
+            object([("email", email(), true), ("captcha", captcha(), false)]),
         )
         .schema(
             "PasswordResetConfirm",
-            object(&[
+            object([
                 ("email", email(), true),
                 ("code", code(), true),
                 ("new_password", password(), true),
@@ -781,22 +783,22 @@ fn components(settings: &Settings) -> utoipa::openapi::Components {
         )
         .schema(
             "ChangePassword",
-            object(&[
+            object([
                 ("current_password", password(), true),
                 ("new_password", password(), true),
             ]),
         )
         .schema(
             "ChangeEmail",
-            object(&[("new_email", email(), true), ("password", password(), true)]),
+            object([("new_email", email(), true), ("password", password(), true)]),
         )
         .schema(
             "DeleteAccount",
-            object(&[("password", password(), true)]),
+            object([("password", password(), true)]),
         )
         .schema(
             "RefreshToken",
-            object(&[(
+            object([(
                 "refresh_token",
                 described("The refresh token, when no refresh cookie comes."),
                 false,

@@ -297,3 +297,9 @@ fn an_app_merges_the_auth_document_into_its_own() {
         assert!(errors.is_empty(), "{errors:#?}");
     }
 }
+
+#[test]
+fn dump_tmp() {
+    std::fs::write("/tmp/oas-doc.json", serde_json::to_string_pretty(&doc(false)).unwrap()).unwrap();
+    std::fs::write("/tmp/oas-doc-body.json", serde_json::to_string_pretty(&doc(true)).unwrap()).unwrap();
+}
