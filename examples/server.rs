@@ -350,10 +350,7 @@ async fn main() -> Result<(), BoxError> {
     #[cfg(feature = "openapi")]
     let app = {
         let doc = Json(auth.openapi("/api/v1/auth"));
-        app.route(
-            "/api/v1/auth/openapi.json",
-            get(move || async move { doc }),
-        )
+        app.route("/api/v1/auth/openapi.json", get(move || async move { doc }))
     };
     let app = app.layer(auth.cors_layer());
 

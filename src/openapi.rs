@@ -53,7 +53,8 @@ use utoipa::openapi::path::{
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{
-    AllOfBuilder, ArrayBuilder, ComponentsBuilder, KnownFormat, ObjectBuilder, Ref, Schema, SchemaFormat, SchemaType, Type,
+    AllOfBuilder, ArrayBuilder, ComponentsBuilder, KnownFormat, ObjectBuilder, Ref, Schema,
+    SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
@@ -278,7 +279,11 @@ fn routes(settings: &Settings) -> Vec<Route> {
             access: Access::User,
             body: Some("VerificationCode"),
             body_required: true,
-            success: (200, Some(fresh("EmailVerified")), "Verified; a fresh access token"),
+            success: (
+                200,
+                Some(fresh("EmailVerified")),
+                "Verified; a fresh access token",
+            ),
             cookies: Cookies::Access,
             errors: with(
                 with(authenticated(), json_body()),
@@ -504,7 +509,9 @@ fn security(access: Access, tokens_in_body: bool) -> Vec<SecurityRequirement> {
     match access {
         Access::Public => Vec::new(),
         Access::User => vec![req(BEARER), req(ACCESS_COOKIE), req(REFRESH_COOKIE)],
-        Access::Refresh if tokens_in_body => vec![req(REFRESH_COOKIE), SecurityRequirement::default()],
+        Access::Refresh if tokens_in_body => {
+            vec![req(REFRESH_COOKIE), SecurityRequirement::default()]
+        }
         Access::Refresh => vec![req(REFRESH_COOKIE)],
         Access::Logout => vec![SecurityRequirement::default(), req(REFRESH_COOKIE)],
     }
@@ -526,16 +533,13 @@ fn error_response(status: u16, errors: &[&AuthError]) -> Response {
     let codes: Vec<&str> = errors.iter().map(|e| e.code()).collect();
     let description = errors
         .iter()
-        .map(|e| format!("`{}`: {}", e.code(), e.summary()))
+        .map(|e| format!("- `{}`: {}", e.code(), e.summary()))
         .collect::<Vec<_>>()
-        .join("; ");
+        .join("\n");
     let schema = ObjectBuilder::new()
         .schema_type(Type::Object)
         .property("detail", described("A human sentence."))
-        .property(
-            "code",
-            string().enum_values(Some(codes.iter().copied())),
-        )
+        .property("code", string().enum_values(Some(codes.iter().copied())))
         .property("errors", schema_ref("FieldErrors"))
         .required("detail")
         .required("code");
@@ -569,11 +573,13 @@ impl AuthError {
     /// The sentence of a code, without the details of one occurrence.
     fn summary(&self) -> String {
         match self {
-            AuthError::InvalidRequest { .. } => {
-                "the body is not a JSON object or a field is invalid (see `errors`)".into()
+            AuthError::InvalidRequest { .. } | AuthError::MultipleAuthorization => {
+                "The request is invalid: a body that is not a JSON object, a field \
+                 (see `errors`), or two `Authorization` headers."
+                    .into()
             }
-            AuthError::InvalidToken(TokenError::Expired) => "the access token has expired".into(),
-            AuthError::InvalidToken(_) => "the access token is invalid".into(),
+            AuthError::InvalidToken(TokenError::Expired) => "The access token has expired.".into(),
+            AuthError::InvalidToken(_) => "The access token is invalid.".into(),
             _ => self.to_string(),
         }
     }
@@ -618,7 +624,10 @@ fn operation(route: &Route, settings: &Settings) -> utoipa::openapi::path::Opera
     let (status, body, description) = &route.success;
     let mut ok = ResponseBuilder::new().description(*description);
     if let Some(schema) = body {
-        ok = ok.content(JSON, ContentBuilder::new().schema(Some(schema.clone())).build());
+        ok = ok.content(
+            JSON,
+            ContentBuilder::new().schema(Some(schema.clone())).build(),
+        );
     }
     if let Some(cookies) = set_cookie(route.cookies, settings) {
         ok = ok.header(
@@ -660,11 +669,7 @@ fn components(settings: &Settings) -> utoipa::openapi::Components {
                 described("The access JWT, for `Authorization: Bearer`."),
                 true,
             ),
-            (
-                "token_type",
-                string().enum_values(Some(["Bearer"])),
-                true,
-            ),
+            ("token_type", string().enum_values(Some(["Bearer"])), true),
             (
                 "expires_in",
                 ObjectBuilder::new()
@@ -683,14 +688,27 @@ fn components(settings: &Settings) -> utoipa::openapi::Components {
         }
         object(fields)
     };
-    let nullable = || ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null]));
+    let nullable =
+        || ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null]));
     let date_time = || string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)));
     let session = object([
-        ("id", described("The session id (the access token's `sid`)."), true),
+        (
+            "id",
+            described("The session id (the access token's `sid`)."),
+            true,
+        ),
         ("created_at", date_time(), true),
         ("last_used_at", date_time(), true),
-        ("user_agent", nullable().description(Some("The user agent at sign-in.")), true),
-        ("ip", nullable().description(Some("The client address at sign-in.")), true),
+        (
+            "user_agent",
+            nullable().description(Some("The user agent at sign-in.")),
+            true,
+        ),
+        (
+            "ip",
+            nullable().description(Some("The client address at sign-in.")),
+            true,
+        ),
         (
             "current",
             ObjectBuilder::new().schema_type(Type::Boolean),

@@ -1,6 +1,7 @@
 //! The JWKS document: a second service that holds no key file verifies the
 //! example server's access tokens from `/.well-known/jwks.json` alone,
-//! through a key rotation; HMAC secrets are never published.
+//! through a key rotation; HMAC secrets are never published. The example
+//! also serves the OpenAPI document of its auth routes.
 #![cfg(feature = "sqlite")]
 
 #[path = "common/server.rs"]
@@ -66,7 +67,10 @@ impl Verifier {
     fn verify(&self, token: &str) -> Result<Value, String> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
         let kid = header.kid.ok_or("no kid")?;
-        let jwk = self.jwks.find(&kid).ok_or(format!("kid {kid} not in the JWKS"))?;
+        let jwk = self
+            .jwks
+            .find(&kid)
+            .ok_or(format!("kid {kid} not in the JWKS"))?;
         let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
         // The algorithm comes from the published key, never from the token.
         let published = self.raw["keys"]
@@ -160,8 +164,14 @@ async fn another_service_verifies_tokens_from_the_jwks_through_a_rotation() {
     let (verifier, raw) = Verifier::fetch(&server).await;
     assert_eq!(kids(&raw).len(), 2, "{raw}");
     let new_token = access_token(&server, "jwks-three@example.test").await;
-    let new_kid = jsonwebtoken::decode_header(&new_token).unwrap().kid.unwrap();
-    let old_kid = jsonwebtoken::decode_header(&old_token).unwrap().kid.unwrap();
+    let new_kid = jsonwebtoken::decode_header(&new_token)
+        .unwrap()
+        .kid
+        .unwrap();
+    let old_kid = jsonwebtoken::decode_header(&old_token)
+        .unwrap()
+        .kid
+        .unwrap();
     assert_ne!(new_kid, old_kid, "the new key signs");
     verifier.verify(&new_token).unwrap();
     verifier.verify(&old_token).unwrap();
@@ -199,7 +209,7 @@ async fn an_hmac_secret_is_never_published() {
 }
 
 #[tokio::test]
-async fn the_example_server_publishes_no_hmac_key() {
+async fn the_example_server_publishes_no_hmac_key_and_its_openapi_document() {
     let dir = std::env::temp_dir().join(format!("authkit-jwks-hs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let db = format!("sqlite://{}?mode=rwc", dir.join("jwks.db").display());
@@ -211,6 +221,21 @@ async fn the_example_server_publishes_no_hmac_key() {
     let text = res.text().await.unwrap();
     assert_eq!(text, r#"{"keys":[]}"#);
     assert!(!text.contains(server::SECRET));
+    // The OpenAPI document sits next to the routes it describes.
+    #[cfg(feature = "openapi")]
+    {
+        let res = reqwest::get(server.url("/api/v1/auth/openapi.json"))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let doc: Value = res.json().await.unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert!(doc["paths"]["/api/v1/auth/signup/"]["post"].is_object());
+        let res = reqwest::get(server.url("/api/v1/auth/nowhere/"))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    }
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -93,7 +93,9 @@ fn documented_statuses() -> BTreeMap<String, u16> {
 fn operations(document: &Value) -> BTreeMap<String, BTreeMap<u16, BTreeSet<String>>> {
     let mut ops = BTreeMap::new();
     for (path, item) in document["paths"].as_object().unwrap() {
-        let local = path.strip_prefix(PREFIX).unwrap_or_else(|| panic!("{path}"));
+        let local = path
+            .strip_prefix(PREFIX)
+            .unwrap_or_else(|| panic!("{path}"));
         for (method, op) in item.as_object().unwrap() {
             let mut errors = BTreeMap::<u16, BTreeSet<String>>::new();
             for (status, res) in op["responses"].as_object().unwrap() {
@@ -101,8 +103,11 @@ fn operations(document: &Value) -> BTreeMap<String, BTreeMap<u16, BTreeSet<Strin
                 if status < 400 {
                     continue;
                 }
-                let codes = &res["content"]["application/json"]["schema"]["properties"]["code"]["enum"];
-                let codes = codes.as_array().unwrap_or_else(|| panic!("{path} {status}"));
+                let codes =
+                    &res["content"]["application/json"]["schema"]["properties"]["code"]["enum"];
+                let codes = codes
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{path} {status}"));
                 assert!(!codes.is_empty());
                 errors
                     .entry(status)
@@ -185,7 +190,10 @@ fn error_codes_per_route_match_the_api_reference() {
                 expected.extend(in_body.iter().cloned());
             }
             let found: BTreeSet<String> = by_status.values().flatten().cloned().collect();
-            assert_eq!(found, expected, "{route} (tokens in body: {tokens_in_body})");
+            assert_eq!(
+                found, expected,
+                "{route} (tokens in body: {tokens_in_body})"
+            );
             for (status, codes) in &by_status {
                 for code in codes {
                     assert_eq!(statuses.get(code), Some(status), "{route}: {code}");
@@ -288,7 +296,11 @@ fn an_app_merges_the_auth_document_into_its_own() {
         assert_eq!(json["info"]["title"], "My app");
         let paths = json["paths"].as_object().unwrap();
         assert!(paths.contains_key("/api/v1/account/"));
-        assert!(paths.contains_key("/api/v1/auth/signup/"), "{:?}", paths.keys());
+        assert!(
+            paths.contains_key("/api/v1/auth/signup/"),
+            "{:?}",
+            paths.keys()
+        );
         assert!(paths.contains_key("/api/v1/auth/sessions/{id}/"));
         assert_eq!(paths.len(), 16);
         assert!(json["components"]["schemas"]["SignupRequest"].is_object());
@@ -296,10 +308,4 @@ fn an_app_merges_the_auth_document_into_its_own() {
         let errors = schema_errors(&json);
         assert!(errors.is_empty(), "{errors:#?}");
     }
-}
-
-#[test]
-fn dump_tmp() {
-    std::fs::write("/tmp/oas-doc.json", serde_json::to_string_pretty(&doc(false)).unwrap()).unwrap();
-    std::fs::write("/tmp/oas-doc-body.json", serde_json::to_string_pretty(&doc(true)).unwrap()).unwrap();
 }

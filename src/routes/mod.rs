@@ -56,6 +56,9 @@ impl<E: ExtraClaims> Auth<E> {
     /// with the status and `code` listed per route in the
     /// [API reference](crate::api); an unknown path under the prefix is `404
     /// not_found` and another method `405 method_not_allowed` with `Allow`.
+    /// `Auth::openapi` (feature `openapi`) describes these routes as an
+    /// OpenAPI 3.1 document; [`Auth::jwks_router`] serves the public keys
+    /// for other services.
     ///
     /// Serve the app with `into_make_service_with_connect_info::<SocketAddr>()`
     /// so the per-address limits see the client's address. The cross-site
@@ -183,11 +186,11 @@ impl<E: ExtraClaims> Auth<E> {
     /// ```
     pub fn jwks_router<S: Clone + Send + Sync + 'static>(&self, path: &str) -> Router<S> {
         // Serializing public key parameters cannot fail; an empty set is the safe answer if it did.
-        let body = serde_json::to_vec(&self.jwks())
-            .map_or_else(|_| bytes::Bytes::from_static(br#"{"keys":[]}"#), bytes::Bytes::from);
-        Router::new()
-            .route(path, get(jwks::jwks))
-            .with_state(body)
+        let body = serde_json::to_vec(&self.jwks()).map_or_else(
+            |_| bytes::Bytes::from_static(br#"{"keys":[]}"#),
+            bytes::Bytes::from,
+        );
+        Router::new().route(path, get(jwks::jwks)).with_state(body)
     }
 }
 
