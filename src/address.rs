@@ -191,8 +191,6 @@ pub(crate) use rekey::{Rekey, StoredAddress, plan_rekey};
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
-
     use proptest::prelude::*;
 
     use super::*;

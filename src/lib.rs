@@ -79,7 +79,7 @@
 //! | [`api`] | the wire contract: every route, body, status and error `code` |
 //! | [`store`] | the store traits, records, and the memory, SQLite, PostgreSQL and Redis stores |
 //! | [`keys`] | signing and verify-only keys, rotation, JWKS ([`Auth::jwks_router`] serves it) |
-//! | `openapi` | [`Auth::openapi`]: the OpenAPI 3.1 document of the router (feature `openapi`) |
+//! | `openapi` | `Auth::openapi`: the OpenAPI 3.1 document of the router (feature `openapi`) |
 //! | [`limits`] | the rate-limiter trait and the in-memory limiter |
 //! | [`mail`] | the mailer trait, templates, the log and SMTP mailers |
 //! | [`captcha`] | the captcha trait and the siteverify client |
