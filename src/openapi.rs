@@ -63,7 +63,7 @@ use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{OpenApi, OpenApiBuilder, PathsBuilder, RefOr, Required};
 
 use crate::auth::Auth;
-use crate::error::AuthError;
+use crate::error::{AuthError, REALM};
 use crate::settings::Settings;
 use crate::store::StoreError;
 use crate::token::TokenError;
@@ -522,9 +522,11 @@ fn set_cookie(cookies: Cookies, settings: &Settings) -> Option<String> {
     let refresh = settings.refresh_cookie().cookie_name();
     match cookies {
         Cookies::None => None,
-        Cookies::Both => Some(format!("`{access}` and `{refresh}` (HttpOnly)")),
-        Cookies::Access => Some(format!("`{access}` (HttpOnly)")),
-        Cookies::Cleared => Some(format!("`{access}` and `{refresh}` cleared (`Max-Age=0`)")),
+        Cookies::Both => Some(format!("Sets the `{access}` and `{refresh}` cookies.")),
+        Cookies::Access => Some(format!("Sets the `{access}` cookie.")),
+        Cookies::Cleared => Some(format!(
+            "Clears the `{access}` and `{refresh}` cookies (`Max-Age=0`)."
+        )),
     }
 }
 
@@ -551,9 +553,9 @@ fn error_response(status: u16, errors: &[&AuthError]) -> Response {
             "WWW-Authenticate",
             HeaderBuilder::new()
                 .schema(string())
-                .description(Some(
-                    "`Bearer realm=\"api\"`, with `error=\"invalid_token\"` when a token came and was bad",
-                ))
+                .description(Some(format!(
+                    "`Bearer realm=\"{REALM}\"`, with `error=\"invalid_token\"` when a token came and was bad"
+                )))
                 .build(),
         );
     }
