@@ -165,9 +165,12 @@ impl<E: ExtraClaims> Auth<E> {
     /// use http_body_util::BodyExt;
     /// use tower::ServiceExt;
     ///
-    /// let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/ed25519_private.pem"))?;
+    /// // A throwaway key (`openssl genpkey -algorithm ed25519`); keep real ones in files.
+    /// let pem = b"-----BEGIN PRIVATE KEY-----
+    /// MC4CAQAwBQYDK2VwBCIEILz4rNRLgfEwOkBKLsm4KJH3yRqDCnRasD7DvPob3Sin
+    /// -----END PRIVATE KEY-----";
     /// let auth: Auth = Auth::builder()
-    ///     .keys(KeySet::new(SigningKey::ed25519_pem("ed-1", &pem)?))
+    ///     .keys(KeySet::new(SigningKey::ed25519_pem("ed-1", pem)?))
     ///     .refresh_secret(b"another long random secret, 32 bytes or more")
     ///     .store(Arc::new(MemoryStore::new()))
     ///     .build()?;
