@@ -1,6 +1,7 @@
 //! The runnable app of the crate's API reference: the auth API under
 //! `/api/v1/auth/`, one protected route (`GET /api/v1/account/`), the JWKS
-//! at `/.well-known/jwks.json`.
+//! at `/.well-known/jwks.json` and the OpenAPI document of the auth API at
+//! `/api/v1/auth/openapi.json` (feature `openapi`).
 //!
 //! ```sh
 //! cargo run --example server
@@ -342,15 +343,19 @@ async fn main() -> Result<(), BoxError> {
     let auth = builder.build()?;
     let purger = auth.spawn_purger(Duration::from_secs(600));
 
-    let jwks = Json(serde_json::to_value(auth.jwks())?);
     let app = Router::new()
         .route("/api/v1/account", get(account))
         .route("/api/v1/account/", get(account))
         .layer(auth.layer())
         .route("/api/v1/status/", get(status))
-        .route("/.well-known/jwks.json", get(move || async move { jwks }))
-        .nest("/api/v1/auth", auth.router())
-        .layer(auth.cors_layer());
+        .merge(auth.jwks_router("/.well-known/jwks.json"))
+        .nest("/api/v1/auth", auth.router());
+    #[cfg(feature = "openapi")]
+    let app = {
+        let doc = Json(auth.openapi("/api/v1/auth"));
+        app.route("/api/v1/auth/openapi.json", get(move || async move { doc }))
+    };
+    let app = app.layer(auth.cors_layer());
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");

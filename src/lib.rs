@@ -78,7 +78,8 @@
 //! | [`AccessClaims`], [`ExtraClaims`], [`AuthError`], [`ConfigError`], [`TokenError`] | claims and errors |
 //! | [`api`] | the wire contract: every route, body, status and error `code` |
 //! | [`store`] | the store traits, records, and the memory, SQLite, PostgreSQL and Redis stores |
-//! | [`keys`] | signing and verify-only keys, rotation, JWKS |
+//! | [`keys`] | signing and verify-only keys, rotation, JWKS ([`Auth::jwks_router`] serves it) |
+//! | `openapi` | `Auth::openapi`: the OpenAPI 3.1 document of the router (feature `openapi`) |
 //! | [`limits`] | the rate-limiter trait and the in-memory limiter |
 //! | [`mail`] | the mailer trait, templates, the log and SMTP mailers |
 //! | [`captcha`] | the captcha trait and the siteverify client |
@@ -89,6 +90,7 @@
 //! | feature | default | what |
 //! |---|---|---|
 //! | `sqlite` | yes | `SqliteStore` (sqlx, bundled SQLite) |
+//! | `openapi` | yes | `Auth::openapi`, an OpenAPI 3.1 document of the auth routes (utoipa) |
 //! | `postgres` | | `PostgresStore` (sqlx) |
 //! | `redis` | | `RedisStore`: sessions and rate limits shared by instances, on one Redis server or a Redis Cluster |
 //! | `siteverify` | | `Siteverify` captcha client (reqwest, rustls) |
@@ -158,6 +160,8 @@ pub mod keys;
 pub mod layer;
 pub mod limits;
 pub mod mail;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 mod password;
 mod routes;
 mod session;

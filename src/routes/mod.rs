@@ -5,6 +5,7 @@ mod account;
 mod body;
 mod change_email;
 mod change_password;
+mod jwks;
 mod logout;
 mod password_reset;
 mod refresh;
@@ -55,6 +56,9 @@ impl<E: ExtraClaims> Auth<E> {
     /// with the status and `code` listed per route in the
     /// [API reference](crate::api); an unknown path under the prefix is `404
     /// not_found` and another method `405 method_not_allowed` with `Allow`.
+    /// `Auth::openapi` (feature `openapi`) describes these routes as an
+    /// OpenAPI 3.1 document; [`Auth::jwks_router`] serves the public keys
+    /// for other services.
     ///
     /// Serve the app with `into_make_service_with_connect_info::<SocketAddr>()`
     /// so the per-address limits see the client's address. The cross-site
@@ -136,6 +140,60 @@ impl<E: ExtraClaims> Auth<E> {
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .with_state(self.clone())
+    }
+
+    /// A router that serves the public verification keys as a JWKS document
+    /// (RFC 7517) at `path`, which the app chooses (for example
+    /// `/.well-known/jwks.json`): `GET` answers `200` with `{"keys": [...]}`,
+    /// every EdDSA, ES256 and RS256 key of the key ring (the active one and
+    /// the verify-only ones) with its `kid`, `alg` and `use: "sig"`. HMAC
+    /// secrets are never published: an HS256-only `Auth` serves
+    /// `{"keys": []}`. Verifiers may cache it for 5 minutes
+    /// (`Cache-Control: public, max-age=300`); publish a new key as
+    /// verify-only at least that long before it signs.
+    ///
+    /// # Panics
+    ///
+    /// Like [`Router::route`], when `path` does not start with `/`.
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use axum::{Router, body::Body};
+    /// use axum_authkit::{Auth, keys::{KeySet, SigningKey}, store::MemoryStore};
+    /// use http::{Request, StatusCode};
+    /// use http_body_util::BodyExt;
+    /// use tower::ServiceExt;
+    ///
+    /// // A throwaway key (`openssl genpkey -algorithm ed25519`); keep real ones in files.
+    /// let pem = b"-----BEGIN PRIVATE KEY-----
+    /// MC4CAQAwBQYDK2VwBCIEILz4rNRLgfEwOkBKLsm4KJH3yRqDCnRasD7DvPob3Sin
+    /// -----END PRIVATE KEY-----";
+    /// let auth: Auth = Auth::builder()
+    ///     .keys(KeySet::new(SigningKey::ed25519_pem("ed-1", pem)?))
+    ///     .refresh_secret(b"another long random secret, 32 bytes or more")
+    ///     .store(Arc::new(MemoryStore::new()))
+    ///     .build()?;
+    /// let app: Router = auth.jwks_router("/.well-known/jwks.json");
+    ///
+    /// let req = Request::get("/.well-known/jwks.json").body(Body::empty())?;
+    /// let res = app.oneshot(req).await?;
+    /// assert_eq!(res.status(), StatusCode::OK);
+    /// let bytes = res.into_body().collect().await?.to_bytes();
+    /// let jwks: serde_json::Value = serde_json::from_slice(&bytes)?;
+    /// assert_eq!(jwks["keys"][0]["kid"], "ed-1");
+    /// assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
+    /// assert!(jwks["keys"][0].get("d").is_none(), "no private part");
+    /// # Ok(()) }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(demo()).unwrap();
+    /// ```
+    pub fn jwks_router<S: Clone + Send + Sync + 'static>(&self, path: &str) -> Router<S> {
+        // Serializing public key parameters cannot fail; an empty set is the safe answer if it did.
+        let body = serde_json::to_vec(&self.jwks()).map_or_else(
+            |_| bytes::Bytes::from_static(br#"{"keys":[]}"#),
+            bytes::Bytes::from,
+        );
+        Router::new().route(path, get(jwks::jwks)).with_state(body)
     }
 }
 

@@ -8,7 +8,6 @@
 //! Every call runs under the store's deadline, so a stalled connection
 //! answers [`StoreError::Unavailable`] instead of hanging a request.
 
-use std::future::Future;
 use std::time::Duration;
 
 use super::{Code, SecretHash, Session, StoreError, User};
@@ -138,6 +137,7 @@ pub(super) fn found(rows_affected: u64) -> Result<(), StoreError> {
 
 /// Runs a database call under `deadline`, mapping every failure to
 /// [`StoreError::Unavailable`] (or what `map` makes of it).
+#[cfg(feature = "postgres")]
 pub(super) async fn within<T>(
     deadline: Duration,
     fut: impl Future<Output = Result<T, sqlx::Error>>,
