@@ -607,7 +607,9 @@ async fn revocation_converges_by_polling_while_the_channel_is_down() {
     let redis = redis::Client::open(redis_url.as_str()).unwrap();
     let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
     let killed: i64 = redis::cmd("CLIENT")
-        .arg(["KILL", "TYPE", "pubsub"])
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
         .query_async(&mut conn)
         .await
         .unwrap();

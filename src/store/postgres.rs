@@ -216,7 +216,8 @@ impl PostgresStore {
         within(deadline, listener.listen(&channel)).await?;
         let (to, rx) = mpsc::channel(DENIALS_BUFFER);
         tokio::spawn(async move {
-            let mut ping = tokio::time::interval(LISTENER_PING);
+            let start = tokio::time::Instant::now() + LISTENER_PING;
+            let mut ping = tokio::time::interval_at(start, LISTENER_PING);
             loop {
                 tokio::select! {
                     // The reader went away.

@@ -540,7 +540,8 @@ impl SessionStore for RedisStore {
         let (to, rx) = mpsc::channel(DENIALS_BUFFER);
         let deadline = self.deadline;
         tokio::spawn(async move {
-            let mut ping = tokio::time::interval(PUBSUB_PING);
+            let start = tokio::time::Instant::now() + PUBSUB_PING;
+            let mut ping = tokio::time::interval_at(start, PUBSUB_PING);
             loop {
                 tokio::select! {
                     // The reader went away.
@@ -560,7 +561,8 @@ impl SessionStore for RedisStore {
                         }
                     }
                     _ = ping.tick() => {
-                        if within(deadline, sink.ping::<String>()).await.is_err() {
+                        // In subscribed mode the reply is not a plain PONG.
+                        if within(deadline, sink.ping::<::redis::Value>()).await.is_err() {
                             return;
                         }
                     }
