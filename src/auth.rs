@@ -88,8 +88,10 @@ struct Inner<E> {
     templates: Templates,
     claims: ClaimsHook<E>,
     on_removed: Option<RemovedHook>,
-    /// The revocation sync task (`auth/sync.rs`), aborted with the last clone.
-    _sync: Option<sync::SyncTask>,
+    /// The revocation sync task (`auth/sync.rs`), aborted with the last
+    /// clone; set right after the `Arc` exists (the task holds a weak
+    /// reference, which must be upgradable when it first runs).
+    sync: std::sync::OnceLock<sync::SyncTask>,
 }
 
 /// Authentication for one app: keys, stores, settings, and every flow.
@@ -198,30 +200,30 @@ impl<E: ExtraClaims> Auth<E> {
             .with_max_len(settings.max_token_bytes);
         let passwords = Passwords::new(settings.password.clone())
             .map_err(|e| crate::error::ConfigError::Invalid(e.to_string()))?;
-        let cross_site = CrossSite::new(&settings.allowed_origins)?;
-        Ok(Auth {
-            // The sync task holds a weak reference: it must not keep the
-            // `Auth` alive.
-            inner: Arc::new_cyclic(|weak| Inner {
-                _sync: sync::spawn(weak.clone(), sessions.clone()),
-                cache: TokenCache::new(settings.cache),
-                revocations: Revocations::default(),
-                refresh: RefreshTokens::new(&refresh_secret, settings.session),
-                codes: Codes::new(&crate::keys::code_key(&refresh_secret), settings.codes),
-                cross_site,
-                settings,
-                verifier,
-                users,
-                sessions,
-                passwords,
-                limiter,
-                captcha,
-                mailer,
-                templates,
-                claims,
-                on_removed,
-            }),
-        })
+        let inner = Arc::new(Inner {
+            sync: std::sync::OnceLock::new(),
+            cache: TokenCache::new(settings.cache),
+            revocations: Revocations::default(),
+            refresh: RefreshTokens::new(&refresh_secret, settings.session),
+            codes: Codes::new(&crate::keys::code_key(&refresh_secret), settings.codes),
+            cross_site: CrossSite::new(&settings.allowed_origins)?,
+            settings,
+            verifier,
+            users,
+            sessions,
+            passwords,
+            limiter,
+            captcha,
+            mailer,
+            templates,
+            claims,
+            on_removed,
+        });
+        // A weak reference: the task must not keep the `Auth` alive.
+        if let Some(task) = sync::spawn(Arc::downgrade(&inner), inner.sessions.clone()) {
+            let _ = inner.sync.set(task);
+        }
+        Ok(Auth { inner })
     }
 
     /// The settings.

@@ -204,10 +204,20 @@ impl PostgresStore {
     /// (closing the receiver) when the connection fails.
     async fn listen(&self) -> Result<Option<Denials>, StoreError> {
         let deadline = self.deadline;
-        let mut listener = within(deadline, PgListener::connect_with(&self.pool)).await?;
+        // A pool of one of its own: the listening connection must not take
+        // a slot of the store's pool for good.
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(deadline)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_lazy_with((*self.pool.connect_options()).clone());
+        let mut listener = within(deadline, PgListener::connect_with(&pool)).await?;
         // Not the automatic reconnection of `recv`: what was sent while it
-        // was down would be lost silently. `try_recv` reports the loss.
+        // was down would be lost silently. `try_recv` reports the loss, and
+        // the reader reloads.
         listener.ignore_pool_close_event(true);
+        listener.eager_reconnect(false);
         let channel: String = within(
             deadline,
             sqlx::query_scalar(&format!("SELECT {CHANNEL}")).fetch_one(&mut listener),
