@@ -1,7 +1,8 @@
 //! `RedisStore` on a Redis Cluster (three local primaries this test starts,
 //! see `tests/common/cluster.rs`), beyond the conformance suite: users'
 //! sessions spread over the nodes while each user's keys share one slot,
-//! and the per-call deadline holds when the cluster stops answering.
+//! the per-call deadline holds when the cluster stops answering, and a
+//! revocation written on one node reaches a subscriber on another.
 #![cfg(feature = "redis")]
 
 mod common;
@@ -191,4 +192,52 @@ async fn a_stalled_cluster_fails_every_call_within_the_deadline() {
     };
     assert!(store.rotate(rotation).await.unwrap());
     assert!(!store.rotate(rotation).await.unwrap(), "one swap only");
+}
+
+/// The deny list is written (and published) on the node owning its slot;
+/// a subscription on another node hears it, since classic `PUBLISH` is
+/// forwarded to every node of the cluster.
+#[tokio::test]
+async fn a_denial_written_on_one_node_reaches_a_subscriber_on_another() {
+    let Some((store, cluster)) = common::cluster::store().await else {
+        return;
+    };
+    let writer = cluster.owner_of(&format!("{}{{denied}}", store.prefix()));
+    let other = cluster
+        .ports()
+        .into_iter()
+        .find(|&p| p != writer)
+        .expect("three nodes");
+    let listener = RedisStore::connect(&cluster.url_starting_at(other), store.prefix())
+        .await
+        .unwrap();
+    let mut denials = listener
+        .subscribe()
+        .await
+        .unwrap()
+        .expect("a cluster store from a URL has a channel");
+    let id = common::unique_name("denied");
+    let until = now_ms() + 60_000;
+    store.deny(std::slice::from_ref(&id), until).await.unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(denial) = denials.recv().await {
+            if denial.id == id {
+                return Some(denial);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the announcement crosses nodes")
+    .expect("the subscription stays open");
+    assert_eq!(heard.until, until);
+    // The list itself reads the same through either store.
+    assert!(
+        listener
+            .denied(now_ms())
+            .await
+            .unwrap()
+            .iter()
+            .any(|d| d.id == id)
+    );
 }

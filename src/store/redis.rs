@@ -43,7 +43,28 @@
 //! - `{p}sid:{<session_id>}`: the owner lookup, the session's user id;
 //!   expires no earlier than the session;
 //! - `{p}rl:<key>`: rate-limit counter (one key per script: no tag needed);
-//!   expires when its window ends.
+//!   expires when its window ends;
+//! - `{p}{denied}`: the deny list of ended sessions, a sorted set of session
+//!   ids scored by their `until` (Unix ms), trimmed on every write; expires
+//!   with its latest entry. Each write is also published on the channel
+//!   `{p}{denied}` (`"{until} {id}"`), which [`RedisStore::subscribe`]
+//!   listens to on a dedicated pub/sub connection. Its own tag keeps it in
+//!   one slot whatever the prefix.
+//!
+//! # The revocation channel on a cluster
+//!
+//! The deny list is one key, written by one script on the node that owns
+//! its slot; the script `PUBLISH`es each entry. Classic `PUBLISH` (not the
+//! sharded `SPUBLISH`) is cluster-wide: the node forwards the message over
+//! the cluster bus to every other node, and each delivers it to its own
+//! subscribers. So [`RedisStore::subscribe`] opens a plain pub/sub
+//! connection to a single node, the first seed of the URL that answers, and
+//! hears the writes of every instance whichever node they ran on. When that
+//! node goes away the subscription ends; the reader reloads the list
+//! ([`SessionStore::denied`], served by the cluster connection) and
+//! subscribes again, trying the seeds in order. Sharded pub/sub would scale
+//! better but binds subscribers to the slot owner and needs resubscribing
+//! on resharding; one small channel does not need it.
 //!
 //! # What is not atomic on a cluster
 //!
@@ -82,8 +103,12 @@ use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::{Client, Cmd, Pipeline, RedisFuture, RedisResult, Script, Value};
 use async_trait::async_trait;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
 
-use crate::store::{Rotation, Session, SessionStore, StoreError, UnixMillis};
+use crate::store::{
+    DENIALS_BUFFER, Denial, Denials, Rotation, Session, SessionStore, StoreError, UnixMillis,
+};
 
 /// Shared Lua helper: makes `key` live at least until `at` (a Unix-ms string).
 const EXTEND_FN: &str = r#"
@@ -193,6 +218,29 @@ return out
     )
 });
 
+/// KEYS: deny list. ARGV: now, until, channel, ids... Trims entries that
+/// ran out, adds the ids (keeping a later `until`), publishes each.
+static DENY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r#"{EXTEND_FN}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+for i = 4, #ARGV do
+  local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if not s or tonumber(s) < tonumber(ARGV[2]) then
+    redis.call('ZADD', KEYS[1], ARGV[2], ARGV[i])
+  end
+  redis.call('PUBLISH', ARGV[3], ARGV[2] .. ' ' .. ARGV[i])
+end
+extend(KEYS[1], ARGV[2])
+return 1
+"#
+    ))
+});
+
+/// How often a subscription pings its pub/sub connection: a silently dead
+/// connection ends the subscription within this (plus the deadline).
+const PUBSUB_PING: Duration = Duration::from_secs(5);
+
 /// The connection under a [`RedisStore`]: one server or a cluster. Both
 /// speak [`ConnectionLike`], so every command is written once.
 #[derive(Clone)]
@@ -284,6 +332,11 @@ fn cluster_seeds(url: &str) -> Result<Option<Vec<String>>, StoreError> {
 #[derive(Clone, Debug)]
 pub struct RedisStore {
     conn: Conn,
+    /// What opens the pub/sub connection of [`SessionStore::subscribe`]:
+    /// the server, or each seed of a cluster (tried in order). Empty (a
+    /// store from [`RedisStore::new`], [`RedisStore::new_cluster`] or
+    /// [`RedisStore::connect_cluster_with`]): no channel, instances poll.
+    pubsub: Vec<Client>,
     prefix: Arc<str>,
     deadline: Duration,
 }
@@ -321,25 +374,39 @@ impl RedisStore {
         let response_timeout = config.response_timeout().unwrap_or(Self::DEFAULT_TIMEOUT);
         let deadline = connection_timeout.saturating_add(response_timeout);
         if let Some(seeds) = cluster_seeds(url)? {
+            let pubsub = seeds
+                .iter()
+                .map(|seed| Client::open(seed.as_str()))
+                .collect::<RedisResult<Vec<_>>>()
+                .map_err(StoreError::unavailable)?;
             let retries = u32::try_from(config.number_of_retries()).unwrap_or(u32::MAX);
             let builder = ClusterClient::builder(seeds)
                 .connection_timeout(connection_timeout)
                 .response_timeout(response_timeout)
                 .retries(retries)
                 .max_retry_wait(500);
-            return Self::cluster(builder, prefix, deadline).await;
+            let mut store = Self::cluster(builder, prefix, deadline).await?;
+            store.pubsub = pubsub;
+            return Ok(store);
         }
         let client = Client::open(url).map_err(StoreError::unavailable)?;
-        let conn = within(deadline, ConnectionManager::new_with_config(client, config)).await?;
+        let conn = within(
+            deadline,
+            ConnectionManager::new_with_config(client.clone(), config),
+        )
+        .await?;
         Ok(Self {
             conn: Conn::Single(conn),
+            pubsub: vec![client],
             prefix: prefix.into().into(),
             deadline,
         })
     }
 
     /// Connects to a Redis Cluster configured by `builder` (seed nodes,
-    /// timeouts, retries, TLS, credentials). The deadline defaults to twice
+    /// timeouts, retries, TLS, credentials), without a revocation channel
+    /// (the builder does not tell its seeds; [`RedisStore::connect`] with a
+    /// `redis+cluster://` URL has one). The deadline defaults to twice
     /// [`RedisStore::DEFAULT_TIMEOUT`]; match it to the builder's timeouts
     /// with [`RedisStore::with_deadline`].
     pub async fn connect_cluster_with(
@@ -362,10 +429,13 @@ impl RedisStore {
 
     /// Wraps an existing connection manager (one server); every key starts
     /// with `prefix`. The deadline defaults to twice
-    /// [`RedisStore::DEFAULT_TIMEOUT`].
+    /// [`RedisStore::DEFAULT_TIMEOUT`]. Such a store has no revocation
+    /// channel (it cannot open a pub/sub connection): instances poll its
+    /// deny list.
     pub fn new(manager: ConnectionManager, prefix: impl Into<String>) -> Self {
         Self {
             conn: Conn::Single(manager),
+            pubsub: Vec::new(),
             prefix: prefix.into().into(),
             deadline: Self::DEFAULT_TIMEOUT.saturating_mul(2),
         }
@@ -373,10 +443,12 @@ impl RedisStore {
 
     /// Wraps an existing Redis Cluster connection; every key starts with
     /// `prefix`. The deadline defaults to twice
-    /// [`RedisStore::DEFAULT_TIMEOUT`].
+    /// [`RedisStore::DEFAULT_TIMEOUT`]. Like [`RedisStore::new`], such a
+    /// store has no revocation channel.
     pub fn new_cluster(conn: ClusterConnection, prefix: impl Into<String>) -> Self {
         Self {
             conn: Conn::Cluster(conn),
+            pubsub: Vec::new(),
             prefix: prefix.into().into(),
             deadline: Self::DEFAULT_TIMEOUT.saturating_mul(2),
         }
@@ -427,6 +499,11 @@ impl RedisStore {
 
     fn owner_key(&self, id: &str) -> String {
         format!("{}sid:{{{id}}}", self.prefix)
+    }
+
+    /// The deny list's key, which is also its channel.
+    fn denied_key(&self) -> String {
+        format!("{}{{denied}}", self.prefix)
     }
 
     pub(crate) fn limit_key(&self, key: &str) -> String {
@@ -721,6 +798,104 @@ impl SessionStore for RedisStore {
     async fn purge_expired(&self, _now: UnixMillis) -> Result<u64, StoreError> {
         // Every key expires with its session: Redis purges on its own.
         Ok(0)
+    }
+
+    async fn deny(&self, ids: &[String], until: UnixMillis) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        let key = self.denied_key();
+        let _: i64 = self
+            .run(
+                DENY.key(&key)
+                    .arg(crate::time::now_millis())
+                    .arg(until)
+                    .arg(&key)
+                    .arg(ids)
+                    .invoke_async(&mut conn),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn denied(&self, after: UnixMillis) -> Result<Vec<Denial>, StoreError> {
+        let mut conn = self.conn.clone();
+        let rows: Vec<(String, f64)> = self
+            .run(
+                ::redis::cmd("ZRANGEBYSCORE")
+                    .arg(self.denied_key())
+                    .arg(format!("({after}"))
+                    .arg("+inf")
+                    .arg("WITHSCORES")
+                    .query_async(&mut conn),
+            )
+            .await?;
+        // Scores are whole milliseconds, exact in an f64.
+        #[allow(clippy::cast_possible_truncation)]
+        Ok(rows
+            .into_iter()
+            .map(|(id, until)| Denial {
+                id,
+                until: until as i64,
+            })
+            .collect())
+    }
+
+    async fn subscribe(&self) -> Result<Option<Denials>, StoreError> {
+        // On a cluster any node hears every classic PUBLISH: the first seed
+        // that answers will do.
+        let mut failure = None;
+        let mut opened = None;
+        for client in &self.pubsub {
+            match within(self.deadline, client.get_async_pubsub()).await {
+                Ok(pubsub) => {
+                    opened = Some(pubsub);
+                    break;
+                }
+                Err(err) => failure = Some(err),
+            }
+        }
+        let pubsub = match (opened, failure) {
+            (Some(pubsub), _) => pubsub,
+            (None, Some(err)) => return Err(err),
+            (None, None) => return Ok(None),
+        };
+        let (mut sink, mut messages) = pubsub.split();
+        within(self.deadline, sink.subscribe(self.denied_key())).await?;
+        let (to, rx) = mpsc::channel(DENIALS_BUFFER);
+        let deadline = self.deadline;
+        tokio::spawn(async move {
+            let start = tokio::time::Instant::now() + PUBSUB_PING;
+            let mut ping = tokio::time::interval_at(start, PUBSUB_PING);
+            loop {
+                tokio::select! {
+                    // The reader went away.
+                    () = to.closed() => return,
+                    msg = messages.next() => {
+                        // `None`: the connection is gone.
+                        let Some(msg) = msg else { return };
+                        let denial = msg
+                            .get_payload::<String>()
+                            .ok()
+                            .and_then(|m| crate::store::parse_denial(&m));
+                        // A full reader: end, so that it reloads.
+                        if let Some(denial) = denial
+                            && to.try_send(denial).is_err()
+                        {
+                            return;
+                        }
+                    }
+                    _ = ping.tick() => {
+                        // In subscribed mode the reply is not a plain PONG.
+                        if within(deadline, sink.ping::<::redis::Value>()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Some(rx))
     }
 }
 

@@ -190,6 +190,39 @@ impl RedisCluster {
         format!("redis+cluster://{}", seeds.join(","))
     }
 
+    /// A `redis+cluster://` URL whose first seed is the node on `port` (the
+    /// node a revocation subscription connects to).
+    pub fn url_starting_at(&self, port: u16) -> String {
+        let mut ports = self.ports();
+        ports.sort_by_key(|&p| p != port);
+        let seeds: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        format!("redis+cluster://{}", seeds.join(","))
+    }
+
+    /// The port of the primary that owns `key`'s slot.
+    pub fn owner_of(&self, key: &str) -> u16 {
+        let port = self.nodes[0].port;
+        let slot: u16 = cli(port, &["CLUSTER", "KEYSLOT", key])
+            .expect("CLUSTER KEYSLOT")
+            .trim()
+            .parse()
+            .expect("a slot number");
+        let nodes = cli(port, &["CLUSTER", "NODES"]).expect("CLUSTER NODES");
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let Some(addr) = fields.get(1) else { continue };
+            let owns = fields.iter().skip(8).any(|range| {
+                let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                matches!((lo.parse::<u16>(), hi.parse::<u16>()), (Ok(lo), Ok(hi)) if lo <= slot && slot <= hi)
+            });
+            if owns {
+                let port = addr.split(['@', ':']).nth(1).expect("ip:port@bus");
+                return port.parse().expect("a port");
+            }
+        }
+        panic!("no node owns slot {slot}");
+    }
+
     /// How many keys match `pattern` on each primary.
     pub fn keys_per_node(&self, pattern: &str) -> Vec<usize> {
         self.nodes
