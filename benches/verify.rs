@@ -8,6 +8,11 @@
 //!   verified-token cache turned off, the full check every time;
 //! - `verify/cache_hit/{hs256,eddsa,es256}`: `Auth::verify` of a token it has
 //!   already verified (the verified-token cache answers);
+//! - `verify/first_seen_denied_100k/hs256` and
+//!   `verify/cache_hit_denied_100k/hs256`: the same two with 100,000
+//!   revoked sessions on the instance's deny list (loaded from the shared
+//!   one): what a cache miss pays for the lookup, and that a hit pays
+//!   nothing;
 //! - `verify/floor/hmac_sha256`: HMAC-SHA256 over the signing input alone
 //!   (key setup included, as any verifier pays it), the cost no HS256
 //!   verification can go under;
@@ -23,14 +28,15 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 
-use axum_authkit::keys::SigningKey;
+use axum_authkit::keys::{KeySet, SigningKey};
+use axum_authkit::store::{MemoryStore, SessionStore};
 use axum_authkit::{AccessClaims, Auth, CacheSettings};
 use criterion::{Criterion, criterion_group, criterion_main};
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use sha2::Sha256;
 
-use common::{AUDIENCE, HS256_SECRET, ISSUER, auth_with, token};
+use common::{AUDIENCE, HS256_SECRET, ISSUER, REFRESH_SECRET, auth_with, token};
 
 const ED25519_PEM: &[u8] = include_bytes!("../tests/keys/ed25519_private.pem");
 const P256_PEM: &[u8] = include_bytes!("../tests/keys/p256_private.pem");
@@ -118,6 +124,22 @@ fn verification(c: &mut Criterion) {
         });
     }
 
+    // With 100,000 revoked sessions on the deny list.
+    let store = Arc::new(MemoryStore::new());
+    deny_others(&store, 100_000);
+    let cached = auth_over(&store, CacheSettings::default());
+    let uncached = auth_over(&store, CacheSettings::disabled());
+    let token = token(&cached);
+    uncached.verify(&token).expect("valid");
+    g.bench_function("first_seen_denied_100k/hs256", |b| {
+        b.iter(|| uncached.verify(black_box(token.as_str())).expect("valid"))
+    });
+    cached.verify(&token).expect("valid");
+    assert_eq!(cached.cached_tokens(), 1, "token not cached");
+    g.bench_function("cache_hit_denied_100k/hs256", |b| {
+        b.iter(|| cached.verify(black_box(token.as_str())).expect("valid"))
+    });
+
     // Floors.
     let (signing_input, _) = hs_token.rsplit_once('.').expect("three segments");
     g.bench_function("floor/hmac_sha256", |b| {
@@ -141,6 +163,43 @@ fn verification(c: &mut Criterion) {
     });
 
     g.finish();
+}
+
+/// Puts `n` other sessions on `store`'s shared deny list, as other
+/// instances would.
+fn deny_others(store: &MemoryStore, n: usize) {
+    let ids: Vec<String> = (0..n).map(|i| format!("{i:0>22}")).collect();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis();
+    let until = i64::try_from(now_ms).expect("ms") + 3_600_000;
+    runtime().block_on(store.deny(&ids, until)).expect("deny");
+}
+
+/// An HS256 `Auth` over `store` whose deny list holds the store's (loaded
+/// as an instance does before it serves).
+fn auth_over(store: &Arc<MemoryStore>, cache: CacheSettings) -> Auth {
+    let auth = Auth::builder()
+        .keys(KeySet::new(
+            SigningKey::hs256("hs-bench", HS256_SECRET.as_bytes()).expect("hs256"),
+        ))
+        .refresh_secret(REFRESH_SECRET)
+        .store(store.clone())
+        .with_issuer(ISSUER)
+        .with_audience(AUDIENCE)
+        .with_token_cache(cache)
+        .build()
+        .expect("auth");
+    let loaded = runtime().block_on(auth.load_revocations()).expect("load");
+    assert!(loaded > 0, "the deny list is loaded");
+    auth
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
 }
 
 criterion_group!(benches, verification);

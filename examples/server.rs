@@ -338,6 +338,10 @@ async fn main() -> Result<(), BoxError> {
         builder = builder.with_rate_limiter(limiter);
     }
     let auth = builder.build()?;
+    // Sessions ended elsewhere (or before a restart) are refused from the
+    // first request on.
+    let revoked = auth.load_revocations().await?;
+    tracing::info!(revoked, "deny list loaded");
     let purger = auth.spawn_purger(Duration::from_secs(600));
 
     let app = Router::new()

@@ -16,6 +16,7 @@ mod accounts;
 mod email;
 mod password;
 mod sessions;
+mod sync;
 
 use std::any::{Any, TypeId};
 use std::future::Future;
@@ -87,6 +88,10 @@ struct Inner<E> {
     templates: Templates,
     claims: ClaimsHook<E>,
     on_removed: Option<RemovedHook>,
+    /// The revocation sync task (`auth/sync.rs`), aborted with the last
+    /// clone; set right after the `Arc` exists (the task holds a weak
+    /// reference, which must be upgradable when it first runs).
+    sync: std::sync::OnceLock<sync::SyncTask>,
 }
 
 /// Authentication for one app: keys, stores, settings, and every flow.
@@ -195,26 +200,30 @@ impl<E: ExtraClaims> Auth<E> {
             .with_max_len(settings.max_token_bytes);
         let passwords = Passwords::new(settings.password.clone())
             .map_err(|e| crate::error::ConfigError::Invalid(e.to_string()))?;
-        Ok(Auth {
-            inner: Arc::new(Inner {
-                cache: TokenCache::new(settings.cache),
-                revocations: Revocations::default(),
-                refresh: RefreshTokens::new(&refresh_secret, settings.session),
-                codes: Codes::new(&crate::keys::code_key(&refresh_secret), settings.codes),
-                cross_site: CrossSite::new(&settings.allowed_origins)?,
-                settings,
-                verifier,
-                users,
-                sessions,
-                passwords,
-                limiter,
-                captcha,
-                mailer,
-                templates,
-                claims,
-                on_removed,
-            }),
-        })
+        let inner = Arc::new(Inner {
+            sync: std::sync::OnceLock::new(),
+            cache: TokenCache::new(settings.cache),
+            revocations: Revocations::default(),
+            refresh: RefreshTokens::new(&refresh_secret, settings.session),
+            codes: Codes::new(&crate::keys::code_key(&refresh_secret), settings.codes),
+            cross_site: CrossSite::new(&settings.allowed_origins)?,
+            settings,
+            verifier,
+            users,
+            sessions,
+            passwords,
+            limiter,
+            captcha,
+            mailer,
+            templates,
+            claims,
+            on_removed,
+        });
+        // A weak reference: the task must not keep the `Auth` alive.
+        if let Some(task) = sync::spawn(Arc::downgrade(&inner), inner.sessions.clone()) {
+            let _ = inner.sync.set(task);
+        }
+        Ok(Auth { inner })
     }
 
     /// The settings.
@@ -340,6 +349,17 @@ impl<E: ExtraClaims> Auth<E> {
         let sessions = self.inner.sessions.purge_expired(now_millis()).await?;
         let users = self.purge_unverified().await?;
         Ok(sessions.saturating_add(users as u64))
+    }
+
+    /// Loads the shared deny list now: every session ended on any instance
+    /// whose access tokens may still be live. The background sync task does
+    /// the same when the `Auth` is built, without blocking; await this once
+    /// before serving so that a restarted instance refuses those tokens
+    /// from its very first request. Returns how many entries are live.
+    pub async fn load_revocations(&self) -> Result<usize, AuthError> {
+        let denials = self.inner.sessions.denied(now_millis()).await?;
+        self.inner.apply_denials(&denials);
+        Ok(denials.len())
     }
 
     /// Runs [`Auth::purge_expired`] every `period` on the current runtime.

@@ -60,7 +60,8 @@
 //!
 //! [`AuthLayer`](layer::AuthLayer) reads the access token from `Authorization: Bearer` or the
 //! `access_token` cookie, verifies it (through a verified-token cache, then
-//! against the deny list of ended sessions), and puts the outcome into the
+//! against this instance's copy of the deny list of ended sessions: no store
+//! call), and puts the outcome into the
 //! request extensions, where [`AuthUser`], `Option<AuthUser>` and
 //! [`VerifiedUser`] read it. When the access cookie is missing, expired or
 //! invalid but the refresh cookie is good, the layer rotates the refresh
@@ -122,6 +123,17 @@
 //!   deadline and the client got `503`), the client keeps the old token;
 //!   retried within the grace window it yields the same successor, retried
 //!   later it revokes the session.
+//! - Ending a session (logout, logout-all, reset, password change, session
+//!   revoke, deletion, disabling, refresh-token reuse) refuses its access
+//!   tokens at once on this instance and, through the session store's
+//!   shared deny list ([`store::SessionStore::deny`]), on every instance
+//!   sharing the store within a second, also after a restart. A background
+//!   task per [`Auth`] (started when it is built inside a Tokio runtime,
+//!   stopped with its last clone) applies the store's announcements (Redis
+//!   pub/sub, PostgreSQL `LISTEN`/`NOTIFY`) and polls the list every 250 ms
+//!   when there is no channel or it is down. Call
+//!   [`Auth::load_revocations`] before serving so that a restarted instance
+//!   refuses from its first request.
 //! - Every store call has a deadline (the wait for a connection included);
 //!   a stalled store costs a `503`, never a hung request, and the work is
 //!   either done whole or not at all.

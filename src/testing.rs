@@ -42,8 +42,8 @@ use crate::limits::{Decision, Limit, RateLimiter};
 use crate::session::refresh::{Issued, RefreshError, RefreshTokens};
 use crate::settings::SessionSettings;
 use crate::store::{
-    Code, CodePurpose, NewUser, Rotation, SecretHash, Session, SessionStore, StoreError, User,
-    UserStore, email_key,
+    Code, CodePurpose, Denial, NewUser, Rotation, SecretHash, Session, SessionStore, StoreError,
+    User, UserStore, email_key,
 };
 use crate::time::now_millis;
 
@@ -702,6 +702,113 @@ pub async fn session_listing_and_metadata(store: Arc<dyn SessionStore>) {
 }
 
 // Users.
+
+/// The entries of `denied` among `ids`, as (id, until), sorted.
+fn denied_among(denied: Vec<Denial>, ids: &[&str]) -> Vec<(String, i64)> {
+    let mut found: Vec<(String, i64)> = denied
+        .into_iter()
+        .filter(|d| ids.contains(&d.id.as_str()))
+        .map(|d| (d.id, d.until))
+        .collect();
+    found.sort();
+    found
+}
+
+/// The shared deny list: entries live until their time, a later time wins,
+/// an earlier one changes nothing, and `denied(after)` returns exactly the
+/// entries whose time is after `after`.
+pub async fn session_deny_list(store: Arc<dyn SessionStore>) {
+    let a = unique_name("deny_a");
+    let b = unique_name("deny_b");
+    let c = unique_name("deny_c");
+    let ids = [a.as_str(), b.as_str(), c.as_str()];
+    let far = now_millis() + 600_000;
+    store.deny(&[], far).await.expect("denying nothing is fine");
+    store
+        .deny(&[a.clone(), b.clone()], far)
+        .await
+        .expect("deny");
+    assert_eq!(
+        denied_among(store.denied(now_millis()).await.unwrap(), &ids),
+        vec![(a.clone(), far), (b.clone(), far)],
+        "both entries are live"
+    );
+    store
+        .deny(std::slice::from_ref(&a), far - 10_000)
+        .await
+        .unwrap();
+    store
+        .deny(std::slice::from_ref(&b), far + 5_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        denied_among(store.denied(now_millis()).await.unwrap(), &ids),
+        vec![(a.clone(), far), (b.clone(), far + 5_000)],
+        "an earlier time changes nothing, a later one wins"
+    );
+    assert_eq!(
+        denied_among(store.denied(far).await.unwrap(), &ids),
+        vec![(b.clone(), far + 5_000)],
+        "`after` is exclusive"
+    );
+    let soon = now_millis() + 300;
+    store.deny(std::slice::from_ref(&c), soon).await.unwrap();
+    assert!(
+        denied_among(store.denied(soon - 1).await.unwrap(), &ids).contains(&(c.clone(), soon)),
+        "a short entry is listed before its time"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // A write trims, a purge may trim: neither touches live entries.
+    store
+        .deny(&[unique_name("deny_d")], now_millis() + 60_000)
+        .await
+        .unwrap();
+    store.purge_expired(now_millis()).await.unwrap();
+    assert_eq!(
+        denied_among(store.denied(now_millis()).await.unwrap(), &ids),
+        vec![(a, far), (b, far + 5_000)],
+        "the entry that ran out is no longer listed"
+    );
+}
+
+/// The deny list's channel, if the store has one: every subscriber hears
+/// each write (its own included), with its time. A store without a channel
+/// (`subscribe` gives `None`) passes.
+pub async fn session_deny_channel(store: Arc<dyn SessionStore>) {
+    let Some(mut first) = store.subscribe().await.expect("subscribe") else {
+        return;
+    };
+    let mut second = store
+        .subscribe()
+        .await
+        .expect("subscribe again")
+        .expect("a second subscription");
+    let id = unique_name("deny_chan");
+    let until = now_millis() + 60_000;
+    store.deny(std::slice::from_ref(&id), until).await.unwrap();
+    for channel in [&mut first, &mut second] {
+        // A guard against a hang, not a timing assertion.
+        let heard = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match channel.recv().await {
+                    Some(denial) if denial.id == id => return Some(denial),
+                    Some(_) => {}
+                    None => return None,
+                }
+            }
+        })
+        .await
+        .expect("the announcement arrives")
+        .expect("the channel stays open");
+        assert_eq!(
+            heard,
+            Denial {
+                id: id.clone(),
+                until
+            }
+        );
+    }
+}
 
 fn new_user(email: &str) -> NewUser {
     NewUser {
@@ -1365,6 +1472,8 @@ macro_rules! session_store_tests {
             session_absolute_lifetime,
             session_store_cas,
             session_listing_and_metadata,
+            session_deny_list,
+            session_deny_channel,
         );
     };
 }

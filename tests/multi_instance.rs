@@ -3,6 +3,10 @@
 //! sign-ins, refreshes and limits must agree across them, and one of them
 //! killed with `kill -9` in the middle of a refresh burst forks no session
 //! and loses no user.
+//!
+//! Revocation: an ended session's access token is refused by the other two
+//! within 1 s (with Redis, and with PostgreSQL alone), after a restart, and
+//! with the Redis channel down (polling).
 #![cfg(all(feature = "postgres", feature = "redis"))]
 
 mod common;
@@ -25,6 +29,12 @@ const PASSWORD: &str = "correct horse battery staple";
 const REDIS_DB: u32 = 7;
 /// The Redis database of the `kill -9` test.
 const KILL_REDIS_DB: u32 = 9;
+/// The Redis databases of the revocation tests.
+const REVOKE_REDIS_DB: u32 = 10;
+const CHANNEL_DOWN_REDIS_DB: u32 = 11;
+/// The promised bound: a revocation on one instance reaches the others
+/// within it.
+const PROPAGATION: Duration = Duration::from_secs(1);
 
 /// `DATABASE_URL` pointing at `schema`.
 pub fn url_in_schema(url: &str, schema: &str) -> String {
@@ -373,6 +383,277 @@ async fn an_instance_killed_mid_refresh_burst_forks_no_session_and_loses_no_user
         client.signin(&c, &email, PASSWORD).await.status(),
         StatusCode::NO_CONTENT
     );
+    a.stop();
+    b.stop();
+    c.stop();
+}
+
+/// `GET /api/v1/account/` with `access` as a Bearer token.
+async fn account_status(http: &reqwest::Client, server: &Server, access: &str) -> StatusCode {
+    http.get(server.url("/api/v1/account/"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Asserts that `access` works on every server in `servers` (which also
+/// puts it in their caches: the revocation must evict it).
+async fn assert_accepted(http: &reqwest::Client, servers: &[&Server], access: &str) {
+    for server in servers {
+        assert_eq!(
+            account_status(http, server, access).await,
+            StatusCode::OK,
+            "{}",
+            server.base
+        );
+    }
+}
+
+/// Polls every server in `servers` until each refuses `access` (401), and
+/// fails if one still accepts it [`PROPAGATION`] after `since`.
+async fn assert_refused_within(
+    http: &reqwest::Client,
+    servers: &[&Server],
+    access: &str,
+    since: std::time::Instant,
+    what: &str,
+) {
+    for server in servers {
+        loop {
+            let status = account_status(http, server, access).await;
+            if status == StatusCode::UNAUTHORIZED {
+                break;
+            }
+            assert_eq!(status, StatusCode::OK, "{what} on {}", server.base);
+            assert!(
+                since.elapsed() < PROPAGATION,
+                "{what}: {} still accepts the token {:?} after the revocation",
+                server.base,
+                since.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Signs in on `server`; returns (access token, refresh token).
+async fn sign_in_tokens(client: &Client, server: &Server, email: &str) -> (String, String) {
+    let res = client.signin(server, email, PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    (
+        set_cookie(&res, "access_token").unwrap(),
+        set_cookie(&res, "refresh_token").unwrap(),
+    )
+}
+
+async fn post_bearer(
+    http: &reqwest::Client,
+    server: &Server,
+    path: &str,
+    access: &str,
+) -> StatusCode {
+    http.post(server.url(path))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Logout, logout-all and refresh-token reuse on one instance: the access
+/// tokens are refused by the other two within a second, and by a restarted
+/// instance from its first request.
+async fn revocation_reaches_every_instance(env: &[(&str, &str)]) {
+    let [a, b, c] = [Server::start(env), Server::start(env), Server::start(env)];
+    let http = reqwest::Client::new();
+    let client = Client { http: http.clone() };
+    let email = format!("{}@example.com", common::unique_name("revoke"));
+    assert_eq!(
+        sign_up(&http, &a, &email).await.status(),
+        StatusCode::CREATED
+    );
+
+    // Logout on A.
+    let (access, _) = sign_in_tokens(&client, &a, &email).await;
+    assert_accepted(&http, &[&a, &b, &c], &access).await;
+    assert_eq!(
+        post_bearer(&http, &a, "/api/v1/auth/custom-logout/", &access).await,
+        StatusCode::NO_CONTENT
+    );
+    let since = std::time::Instant::now();
+    assert_eq!(
+        account_status(&http, &a, &access).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_refused_within(&http, &[&b, &c], &access, since, "logout").await;
+
+    // Logout-all on B ends the sessions started on A and C.
+    let (one, _) = sign_in_tokens(&client, &a, &email).await;
+    let (two, _) = sign_in_tokens(&client, &c, &email).await;
+    assert_accepted(&http, &[&a, &b, &c], &one).await;
+    assert_accepted(&http, &[&a, &b, &c], &two).await;
+    assert_eq!(
+        post_bearer(&http, &b, "/api/v1/auth/logout-all/", &one).await,
+        StatusCode::NO_CONTENT
+    );
+    let since = std::time::Instant::now();
+    assert_refused_within(&http, &[&a, &c], &one, since, "logout-all").await;
+    assert_refused_within(&http, &[&a, &c], &two, since, "logout-all").await;
+
+    // Reuse of a rotated-away refresh token on A ends the session.
+    let (_, t1) = sign_in_tokens(&client, &b, &email).await;
+    let res = client.refresh(&a, &t1).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let t2 = set_cookie(&res, "refresh_token").unwrap();
+    let res = client.refresh(&a, &t2).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let reused = set_cookie(&res, "access_token").unwrap();
+    assert_accepted(&http, &[&a, &b, &c], &reused).await;
+    assert_eq!(
+        client.refresh(&a, &t1).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let since = std::time::Instant::now();
+    assert_refused_within(&http, &[&b, &c], &reused, since, "reuse").await;
+
+    // A restart: the new B refuses all of them from its first request (the
+    // example loads the deny list before it listens).
+    b.stop();
+    let b = Server::start(env);
+    for token in [&access, &one, &two, &reused] {
+        assert_eq!(
+            account_status(&http, &b, token).await,
+            StatusCode::UNAUTHORIZED,
+            "a restarted instance accepts a revoked token"
+        );
+    }
+    // And a session still live works there.
+    let (live, _) = sign_in_tokens(&client, &c, &email).await;
+    assert_accepted(&http, &[&a, &b, &c], &live).await;
+    a.stop();
+    b.stop();
+    c.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revocation_reaches_every_instance_with_postgres_and_redis() {
+    let Some((_store, schema)) = common::postgres_store().await else {
+        return;
+    };
+    let Some(redis_url) = common::redis_url().await else {
+        return;
+    };
+    let pg_url = common::postgres_url().await.unwrap();
+    let database_url = url_in_schema(&pg_url, schema.schema());
+    let redis_url = fresh_redis_db(&redis_url, REVOKE_REDIS_DB).await;
+    revocation_reaches_every_instance(&[
+        ("DATABASE_URL", &database_url),
+        ("REDIS_URL", &redis_url),
+    ])
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revocation_reaches_every_instance_with_postgres_alone() {
+    let Some((_store, schema)) = common::postgres_store().await else {
+        return;
+    };
+    let pg_url = common::postgres_url().await.unwrap();
+    let database_url = url_in_schema(&pg_url, schema.schema());
+    revocation_reaches_every_instance(&[("DATABASE_URL", &database_url)]).await;
+}
+
+/// Waits (a hang guard, not a timing assertion) until `server` logged a
+/// line containing `text`.
+async fn wait_for_log(server: &Server, text: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !server.log().iter().any(|line| line.contains(text)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never logged {text:?}",
+            server.base
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every pub/sub connection killed (`CLIENT KILL TYPE pubsub`): the
+/// instances say so at WARN, poll the shared list meanwhile, and still
+/// refuse a revoked token within a second; then they subscribe again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revocation_converges_by_polling_while_the_channel_is_down() {
+    let Some((_store, schema)) = common::postgres_store().await else {
+        return;
+    };
+    let Some(redis_url) = common::redis_url().await else {
+        return;
+    };
+    let pg_url = common::postgres_url().await.unwrap();
+    let database_url = url_in_schema(&pg_url, schema.schema());
+    let redis_url = fresh_redis_db(&redis_url, CHANNEL_DOWN_REDIS_DB).await;
+    let [a, b, c] = start_three(&database_url, &redis_url);
+    let http = reqwest::Client::new();
+    let client = Client { http: http.clone() };
+    let email = format!("{}@example.com", common::unique_name("chandown"));
+    assert_eq!(
+        sign_up(&http, &a, &email).await.status(),
+        StatusCode::CREATED
+    );
+    let (access, _) = sign_in_tokens(&client, &a, &email).await;
+    assert_accepted(&http, &[&a, &b, &c], &access).await;
+
+    let redis = redis::Client::open(redis_url.as_str()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        killed >= 3,
+        "each instance had a pub/sub connection: {killed}"
+    );
+    const DOWN: &str = "revocation channel down";
+    for server in [&a, &b, &c] {
+        wait_for_log(server, DOWN).await;
+    }
+    // The publish of this revocation reaches no one: only polling can
+    // carry it within the second (resubscribing waits longer).
+    assert_eq!(
+        post_bearer(&http, &a, "/api/v1/auth/custom-logout/", &access).await,
+        StatusCode::NO_CONTENT
+    );
+    let since = std::time::Instant::now();
+    assert_refused_within(&http, &[&b, &c], &access, since, "logout, channel down").await;
+    for server in [&a, &b, &c] {
+        let warnings = server.log().iter().filter(|l| l.contains(DOWN)).count();
+        assert_eq!(warnings, 1, "{}: one warning per outage", server.base);
+        assert!(
+            server
+                .log()
+                .iter()
+                .any(|l| l.contains(DOWN) && l.contains("WARN")),
+            "{}: the outage is logged at WARN",
+            server.base
+        );
+    }
+
+    // The channel comes back, and carries the next revocation.
+    for server in [&a, &b, &c] {
+        wait_for_log(server, "revocation channel up again").await;
+    }
+    let (again, _) = sign_in_tokens(&client, &b, &email).await;
+    assert_accepted(&http, &[&a, &b, &c], &again).await;
+    assert_eq!(
+        post_bearer(&http, &b, "/api/v1/auth/custom-logout/", &again).await,
+        StatusCode::NO_CONTENT
+    );
+    let since = std::time::Instant::now();
+    assert_refused_within(&http, &[&a, &c], &again, since, "logout, channel back").await;
     a.stop();
     b.stop();
     c.stop();

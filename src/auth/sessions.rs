@@ -74,11 +74,11 @@ impl<E: ExtraClaims> Auth<E> {
 
     async fn rotate_refresh_token(&self, refresh_token: &str) -> Result<Tokens<E>, AuthError> {
         let inner = &*self.inner;
-        let presented = inner
-            .refresh
-            .present(&*inner.sessions, refresh_token)
-            .await
-            .map_err(|e| self.refresh_error(e))?;
+        let presented = inner.refresh.present(&*inner.sessions, refresh_token).await;
+        let presented = match presented {
+            Ok(presented) => presented,
+            Err(e) => return Err(self.refresh_error(e).await),
+        };
         let session = presented.session();
         let span = tracing::Span::current();
         span.record("user", tracing::field::display(&session.user_id));
@@ -91,11 +91,14 @@ impl<E: ExtraClaims> Auth<E> {
                 return Err(AuthError::InvalidRefreshToken);
             }
         };
-        let issued = inner
+        let issued = match inner
             .refresh
             .rotate(&*inner.sessions, presented, now_millis())
             .await
-            .map_err(|e| self.refresh_error(e))?;
+        {
+            Ok(issued) => issued,
+            Err(e) => return Err(self.refresh_error(e).await),
+        };
         tracing::debug!("session refreshed");
         self.tokens(&user, issued).await
     }
@@ -109,12 +112,16 @@ impl<E: ExtraClaims> Auth<E> {
         })
     }
 
-    fn refresh_error(&self, err: RefreshError) -> AuthError {
+    async fn refresh_error(&self, err: RefreshError) -> AuthError {
         match err {
             RefreshError::Reused { session_id } => {
                 crate::counters::refresh("reuse");
-                self.forget_sessions(&[session_id]);
-                AuthError::InvalidRefreshToken
+                // The store already refuses the family; a failed write of
+                // the shared deny list is the one error left to report.
+                match self.forget_sessions(&[session_id]).await {
+                    Ok(()) => AuthError::InvalidRefreshToken,
+                    Err(e) => e,
+                }
             }
             RefreshError::Store(e) => e.into(),
             RefreshError::Invalid => AuthError::InvalidRefreshToken,
@@ -198,8 +205,7 @@ impl<E: ExtraClaims> Auth<E> {
     /// tokens are refused at once.
     pub(crate) async fn end_session(&self, sid: &str) -> Result<(), AuthError> {
         self.inner.sessions.revoke_session(sid).await?;
-        self.forget_sessions(&[sid.to_owned()]);
-        Ok(())
+        self.forget_sessions(&[sid.to_owned()]).await
     }
 
     /// Ends every session of a user but `except`.
@@ -213,7 +219,7 @@ impl<E: ExtraClaims> Auth<E> {
             .sessions
             .revoke_user_sessions(user_id, except)
             .await?;
-        self.forget_sessions(&ids);
+        self.forget_sessions(&ids).await?;
         tracing::info!(user = %user_id, sessions = ids.len(), "sessions ended");
         Ok(ids.len())
     }
@@ -221,8 +227,16 @@ impl<E: ExtraClaims> Auth<E> {
     /// The one path of every revocation (logout, logout-all, reset, password
     /// change, session revoke, deletion, disabling, reuse): deny the
     /// sessions' access tokens until their last possible `exp`, then drop
-    /// them from the cache (in that order; see `verify_at`).
-    fn forget_sessions(&self, sids: &[String]) {
+    /// them from the cache (in that order; see `verify_at`), then write the
+    /// shared deny list, which every other instance applies (`auth/sync.rs`)
+    /// and loads at start. Returns after the shared write, so the caller
+    /// answers only once other instances can learn of it; if that write
+    /// fails the error is returned (this instance refuses the tokens
+    /// anyway).
+    async fn forget_sessions(&self, sids: &[String]) -> Result<(), AuthError> {
+        if sids.is_empty() {
+            return Ok(());
+        }
         crate::counters::revocations(sids.len());
         let now = now_secs();
         let until = now
@@ -232,6 +246,13 @@ impl<E: ExtraClaims> Auth<E> {
             self.inner.revocations.add(sid, until, now);
             self.inner.cache.forget_session(sid);
         }
+        // Through the last millisecond of second `until`.
+        let until_ms = until.saturating_mul(1000).saturating_add(999);
+        if let Err(e) = self.inner.sessions.deny(sids, until_ms).await {
+            tracing::error!(sessions = sids.len(), error = %e, "writing the shared deny list failed");
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// Gives the caller's session a new refresh token (the old one stops
@@ -245,8 +266,10 @@ impl<E: ExtraClaims> Auth<E> {
             .inner
             .refresh
             .reissue(&*self.inner.sessions, &caller.sid, now_millis())
-            .await
-            .map_err(|e| self.refresh_error(e))?;
-        self.tokens(user, issued).await
+            .await;
+        match issued {
+            Ok(issued) => self.tokens(user, issued).await,
+            Err(e) => Err(self.refresh_error(e).await),
+        }
     }
 }

@@ -3,6 +3,9 @@
 //! For tests, examples and single-process apps that accept losing every
 //! session on restart. Expired sessions are purged as new ones arrive (at most
 //! once a minute), so memory stays bounded by the live sessions.
+//!
+//! The deny list is shared by every `Auth` over the same store (in this
+//! process); its channel is a Tokio broadcast.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,9 +13,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_trait::async_trait;
 
+use tokio::sync::{broadcast, mpsc};
+
 use super::{
-    Code, CodePurpose, NewUser, Rotation, SecretHash, Session, SessionStore, StoreError,
-    UnixMillis, User, UserStore,
+    Code, CodePurpose, DENIALS_BUFFER, Denial, Denials, NewUser, Rotation, SecretHash, Session,
+    SessionStore, StoreError, UnixMillis, User, UserStore,
 };
 use crate::time::now_millis;
 
@@ -36,12 +41,30 @@ impl Users {
     }
 }
 
-/// Users, codes and sessions in memory, behind one mutex each.
+/// The deny list and its channel.
+#[derive(Debug)]
+struct DenyList {
+    until: Mutex<HashMap<String, UnixMillis>>,
+    channel: broadcast::Sender<Denial>,
+}
+
+impl Default for DenyList {
+    fn default() -> Self {
+        Self {
+            until: Mutex::default(),
+            channel: broadcast::Sender::new(DENIALS_BUFFER),
+        }
+    }
+}
+
+/// Users, codes, sessions and the deny list in memory, behind one mutex
+/// each.
 #[derive(Default, Debug)]
 pub struct MemoryStore {
     users: Mutex<Users>,
     sessions: Mutex<HashMap<String, Session>>,
     last_purge: AtomicI64,
+    denied: DenyList,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -304,6 +327,61 @@ impl SessionStore for MemoryStore {
         let mut sessions = lock(&self.sessions);
         let before = sessions.len();
         sessions.retain(|_, s| s.expires_at > now);
-        Ok((before - sessions.len()) as u64)
+        let purged = (before - sessions.len()) as u64;
+        drop(sessions);
+        lock(&self.denied.until).retain(|_, until| *until > now);
+        Ok(purged)
+    }
+
+    async fn deny(&self, ids: &[String], until: UnixMillis) -> Result<(), StoreError> {
+        {
+            let now = now_millis();
+            let mut list = lock(&self.denied.until);
+            list.retain(|_, u| *u > now);
+            for id in ids {
+                let entry = list.entry(id.clone()).or_insert(until);
+                *entry = (*entry).max(until);
+            }
+        }
+        for id in ids {
+            // No subscriber is not an error.
+            let _ = self.denied.channel.send(Denial {
+                id: id.clone(),
+                until,
+            });
+        }
+        Ok(())
+    }
+
+    async fn denied(&self, after: UnixMillis) -> Result<Vec<Denial>, StoreError> {
+        Ok(lock(&self.denied.until)
+            .iter()
+            .filter(|(_, until)| **until > after)
+            .map(|(id, until)| Denial {
+                id: id.clone(),
+                until: *until,
+            })
+            .collect())
+    }
+
+    async fn subscribe(&self) -> Result<Option<Denials>, StoreError> {
+        let mut from = self.denied.channel.subscribe();
+        let (to, rx) = mpsc::channel(DENIALS_BUFFER);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    // The reader went away.
+                    () = to.closed() => return,
+                    msg = from.recv() => match msg {
+                        // A full reader would make us drop messages silently:
+                        // end the subscription so that it reloads instead.
+                        Ok(denial) => if to.try_send(denial).is_err() { return },
+                        // Lagged (messages lost) or the store is gone.
+                        Err(_) => return,
+                    },
+                }
+            }
+        });
+        Ok(Some(rx))
     }
 }

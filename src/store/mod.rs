@@ -3,7 +3,9 @@
 //! - [`UserStore`]: accounts, their password hashes, and the one-time codes
 //!   pending for them (one per user and [`CodePurpose`]);
 //! - [`SessionStore`]: sessions (one per sign-in) with the compare-and-swap
-//!   on their live refresh token that makes rotation safe under races.
+//!   on their live refresh token that makes rotation safe under races, and
+//!   the shared deny list of ended sessions ([`SessionStore::deny`]) with
+//!   the channel that announces it ([`SessionStore::subscribe`]).
 //!
 //! | store | users | sessions | rate limits | feature |
 //! |---|---|---|---|---|
@@ -291,10 +293,39 @@ pub struct Rotation<'a> {
     pub expires_at: UnixMillis,
 }
 
+/// An ended session on the shared deny list: every access token of session
+/// `id` is refused until `until` (the last possible `exp` of its tokens).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Denial {
+    /// The session id (the access token's `sid`).
+    pub id: String,
+    /// When the entry may go: no token of the session is valid after it.
+    pub until: UnixMillis,
+}
+
+/// The announcements of a store's revocation channel, from
+/// [`SessionStore::subscribe`]: every [`Denial`] written by any instance
+/// after the subscription started. The receiver closes (`recv` returns
+/// `None`) when the channel is lost; announcements may then have been
+/// missed, and the reader reloads the list ([`SessionStore::denied`]).
+pub type Denials = tokio::sync::mpsc::Receiver<Denial>;
+
+/// How many announcements a [`Denials`] receiver buffers. A store's
+/// forwarding task that finds it full drops the subscription (the reader
+/// reloads) rather than block the channel.
+pub const DENIALS_BUFFER: usize = 1024;
+
 /// Sessions and the rotation of their refresh tokens.
 ///
 /// The reuse-detection protocol lives in the crate; a store only has to make
 /// [`SessionStore::rotate`] an atomic compare-and-swap.
+///
+/// The deny list ([`SessionStore::deny`], [`SessionStore::denied`],
+/// [`SessionStore::subscribe`]) is how the access tokens of an ended session
+/// are refused by every instance that shares the store, and after a
+/// restart. Its default methods keep nothing: a store that does not
+/// implement them still works, but its revocations reach other instances
+/// only when the access tokens expire.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Stores a new session. [`StoreError::Conflict`] when the id is taken.
@@ -330,6 +361,56 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Deletes sessions whose `expires_at` is at or before `now`; returns
     /// how many went. (Stores with native expiry may return 0.)
     async fn purge_expired(&self, now: UnixMillis) -> Result<u64, StoreError>;
+
+    /// Puts `ids` on the shared deny list until `until` (an entry already
+    /// there keeps the later time), and announces each on the store's
+    /// channel, if it has one. Returns once the list is written: the caller
+    /// answers only after that. Entries past their `until` may be dropped
+    /// at any time.
+    ///
+    /// The default keeps nothing (see the trait docs).
+    async fn deny(&self, ids: &[String], until: UnixMillis) -> Result<(), StoreError> {
+        let _ = (ids, until);
+        Ok(())
+    }
+
+    /// The entries of the deny list whose `until` is after `after`, in any
+    /// order. With `after` = now this is the whole live list, which an
+    /// instance loads at start and after a lost channel; a later `after`
+    /// gives only the recent entries, for polling.
+    ///
+    /// The default returns nothing.
+    async fn denied(&self, after: UnixMillis) -> Result<Vec<Denial>, StoreError> {
+        let _ = after;
+        Ok(Vec::new())
+    }
+
+    /// Opens a subscription to the announcements of [`SessionStore::deny`]
+    /// (from every instance, this one included). `Ok(None)`: the store has
+    /// no channel, and readers poll [`SessionStore::denied`]. An error: the
+    /// channel is unreachable for now; readers poll and try again.
+    ///
+    /// The default has no channel.
+    async fn subscribe(&self) -> Result<Option<Denials>, StoreError> {
+        Ok(None)
+    }
+}
+
+/// `until` and `id` as one channel message (`"{until} {id}"`), for stores
+/// whose channel carries strings (Redis builds the same in Lua).
+#[cfg(feature = "postgres")]
+pub(crate) fn denial_message(id: &str, until: UnixMillis) -> String {
+    format!("{until} {id}")
+}
+
+/// The [`Denial`] of a [`denial_message`]; `None` for anything else.
+#[cfg(any(feature = "postgres", feature = "redis"))]
+pub(crate) fn parse_denial(message: &str) -> Option<Denial> {
+    let (until, id) = message.split_once(' ')?;
+    Some(Denial {
+        id: id.to_owned(),
+        until: until.parse().ok()?,
+    })
 }
 
 /// The order of [`SessionStore::user_sessions`]: newest sign-in first, ties

@@ -14,13 +14,19 @@
 //! `idle_in_transaction_session_timeout` of the same length, so the server
 //! too gives up on a statement, or a transaction whose client went silent,
 //! and drops its locks.
+//!
+//! The deny list of ended sessions is the table `authkit_revoked_sessions`;
+//! each write also sends a `NOTIFY` (with the commit) on a channel named
+//! after the schema, which [`SessionStore::subscribe`](super::SessionStore::subscribe)
+//! listens to on a dedicated connection (sqlx `PgListener`).
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use tokio::sync::mpsc;
 
-use super::StoreError;
+use super::{DENIALS_BUFFER, Denials, StoreError, UnixMillis};
 
 /// How long a call waits for a pooled connection (default of [`PostgresStore::connect`]).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -168,6 +174,88 @@ fn checked_schema(schema: &str) -> Result<&str, StoreError> {
         Err(StoreError::unavailable(format!(
             "invalid schema name {schema:?}: expected 1-63 of [a-z0-9_], not pg_*"
         )))
+    }
+}
+
+/// The revocation channel of the connection's schema: NOTIFY is
+/// database-wide, and two apps (or tests) in two schemas must not hear each
+/// other. Hashed, so it stays under the 63-byte channel limit.
+const CHANNEL: &str = "'authkit_revoked_' || md5(coalesce(current_schema(), ''))";
+
+/// How often a subscription checks its listening connection: a silently
+/// dead connection ends the subscription within this (plus the deadline).
+const LISTENER_PING: Duration = Duration::from_secs(5);
+
+impl PostgresStore {
+    /// Announces a denial; delivered when `tx` commits.
+    async fn announce(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        id: &str,
+        until: UnixMillis,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(&format!("SELECT pg_notify({CHANNEL}, $1)"))
+            .bind(super::denial_message(id, until))
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// `LISTEN` on a connection of its own, forwarded by a task that ends
+    /// (closing the receiver) when the connection fails.
+    async fn listen(&self) -> Result<Option<Denials>, StoreError> {
+        let deadline = self.deadline;
+        // A pool of one of its own: the listening connection must not take
+        // a slot of the store's pool for good.
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(deadline)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_lazy_with((*self.pool.connect_options()).clone());
+        let mut listener = within(deadline, PgListener::connect_with(&pool)).await?;
+        // Not the automatic reconnection of `recv`: what was sent while it
+        // was down would be lost silently. `try_recv` reports the loss, and
+        // the reader reloads.
+        listener.ignore_pool_close_event(true);
+        listener.eager_reconnect(false);
+        let channel: String = within(
+            deadline,
+            sqlx::query_scalar(&format!("SELECT {CHANNEL}")).fetch_one(&mut listener),
+        )
+        .await?;
+        within(deadline, listener.listen(&channel)).await?;
+        let (to, rx) = mpsc::channel(DENIALS_BUFFER);
+        tokio::spawn(async move {
+            let start = tokio::time::Instant::now() + LISTENER_PING;
+            let mut ping = tokio::time::interval_at(start, LISTENER_PING);
+            loop {
+                tokio::select! {
+                    // The reader went away.
+                    () = to.closed() => return,
+                    note = listener.try_recv() => {
+                        // `Ok(None)`: the connection was lost.
+                        let Ok(Some(note)) = note else { return };
+                        // A full reader: end, so that it reloads.
+                        if let Some(denial) = super::parse_denial(note.payload())
+                            && to.try_send(denial).is_err()
+                        {
+                            return;
+                        }
+                    }
+                    _ = ping.tick() => {
+                        let alive = within(
+                            deadline,
+                            sqlx::query("SELECT 1").execute(&mut listener),
+                        )
+                        .await;
+                        if alive.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Some(rx))
     }
 }
 

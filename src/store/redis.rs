@@ -14,7 +14,12 @@
 //!   `ip` when known; expires at `exp`;
 //! - `{p}user:{user_id}`: set of the user's session ids; expires at the latest
 //!   `exp` of its sessions;
-//! - `{p}rl:{key}`: rate-limit counter; expires when its window ends.
+//! - `{p}rl:{key}`: rate-limit counter; expires when its window ends;
+//! - `{p}denied`: the deny list of ended sessions, a sorted set of session
+//!   ids scored by their `until` (Unix ms), trimmed on every write; expires
+//!   with its latest entry. Each write is also published on the channel
+//!   `{p}denied` (`"{until} {id}"`), which [`RedisStore::subscribe`]
+//!   listens to on a dedicated pub/sub connection.
 
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
@@ -23,8 +28,12 @@ use std::time::Duration;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, RedisResult, Script};
 use async_trait::async_trait;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
 
-use crate::store::{Rotation, Session, SessionStore, StoreError, UnixMillis};
+use crate::store::{
+    DENIALS_BUFFER, Denial, Denials, Rotation, Session, SessionStore, StoreError, UnixMillis,
+};
 
 /// Shared Lua helper: makes `key` live at least until `at` (a Unix-ms string).
 const EXTEND_FN: &str = r#"
@@ -123,6 +132,29 @@ return out
     )
 });
 
+/// KEYS: deny list. ARGV: now, until, channel, ids... Trims entries that
+/// ran out, adds the ids (keeping a later `until`), publishes each.
+static DENY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r#"{EXTEND_FN}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+for i = 4, #ARGV do
+  local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if not s or tonumber(s) < tonumber(ARGV[2]) then
+    redis.call('ZADD', KEYS[1], ARGV[2], ARGV[i])
+  end
+  redis.call('PUBLISH', ARGV[3], ARGV[2] .. ' ' .. ARGV[i])
+end
+extend(KEYS[1], ARGV[2])
+return 1
+"#
+    ))
+});
+
+/// How often a subscription pings its pub/sub connection: a silently dead
+/// connection ends the subscription within this (plus the deadline).
+const PUBSUB_PING: Duration = Duration::from_secs(5);
+
 /// Sessions and rate limits in Redis, shared by every app instance
 /// that uses the same server and prefix.
 ///
@@ -133,6 +165,9 @@ return out
 #[derive(Clone, Debug)]
 pub struct RedisStore {
     conn: ConnectionManager,
+    /// Opens the pub/sub connection of [`SessionStore::subscribe`]; `None`
+    /// (a store from [`RedisStore::new`]): no channel, instances poll.
+    pubsub: Option<Client>,
     prefix: Arc<str>,
     deadline: Duration,
 }
@@ -165,19 +200,27 @@ impl RedisStore {
             .unwrap_or(Self::DEFAULT_TIMEOUT)
             .saturating_add(config.response_timeout().unwrap_or(Self::DEFAULT_TIMEOUT));
         let client = Client::open(url).map_err(StoreError::unavailable)?;
-        let conn = within(deadline, ConnectionManager::new_with_config(client, config)).await?;
+        let conn = within(
+            deadline,
+            ConnectionManager::new_with_config(client.clone(), config),
+        )
+        .await?;
         Ok(Self {
             conn,
+            pubsub: Some(client),
             prefix: prefix.into().into(),
             deadline,
         })
     }
 
     /// Wraps an existing connection manager; every key starts with `prefix`.
-    /// The deadline defaults to twice [`RedisStore::DEFAULT_TIMEOUT`].
+    /// The deadline defaults to twice [`RedisStore::DEFAULT_TIMEOUT`]. Such
+    /// a store has no revocation channel (it cannot open a pub/sub
+    /// connection): instances poll its deny list.
     pub fn new(manager: ConnectionManager, prefix: impl Into<String>) -> Self {
         Self {
             conn: manager,
+            pubsub: None,
             prefix: prefix.into().into(),
             deadline: Self::DEFAULT_TIMEOUT.saturating_mul(2),
         }
@@ -212,6 +255,11 @@ impl RedisStore {
 
     fn user_key(&self, user_id: &str) -> String {
         format!("{}user:{user_id}", self.prefix)
+    }
+
+    /// The deny list's key, which is also its channel.
+    fn denied_key(&self) -> String {
+        format!("{}denied", self.prefix)
     }
 
     pub(crate) fn limit_key(&self, key: &str) -> String {
@@ -438,5 +486,89 @@ impl SessionStore for RedisStore {
     async fn purge_expired(&self, _now: UnixMillis) -> Result<u64, StoreError> {
         // Every key expires with its session: Redis purges on its own.
         Ok(0)
+    }
+
+    async fn deny(&self, ids: &[String], until: UnixMillis) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        let key = self.denied_key();
+        let _: i64 = self
+            .run(
+                DENY.key(&key)
+                    .arg(crate::time::now_millis())
+                    .arg(until)
+                    .arg(&key)
+                    .arg(ids)
+                    .invoke_async(&mut conn),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn denied(&self, after: UnixMillis) -> Result<Vec<Denial>, StoreError> {
+        let mut conn = self.conn.clone();
+        let rows: Vec<(String, f64)> = self
+            .run(
+                ::redis::cmd("ZRANGEBYSCORE")
+                    .arg(self.denied_key())
+                    .arg(format!("({after}"))
+                    .arg("+inf")
+                    .arg("WITHSCORES")
+                    .query_async(&mut conn),
+            )
+            .await?;
+        // Scores are whole milliseconds, exact in an f64.
+        #[allow(clippy::cast_possible_truncation)]
+        Ok(rows
+            .into_iter()
+            .map(|(id, until)| Denial {
+                id,
+                until: until as i64,
+            })
+            .collect())
+    }
+
+    async fn subscribe(&self) -> Result<Option<Denials>, StoreError> {
+        let Some(client) = &self.pubsub else {
+            return Ok(None);
+        };
+        let pubsub = within(self.deadline, client.get_async_pubsub()).await?;
+        let (mut sink, mut messages) = pubsub.split();
+        within(self.deadline, sink.subscribe(self.denied_key())).await?;
+        let (to, rx) = mpsc::channel(DENIALS_BUFFER);
+        let deadline = self.deadline;
+        tokio::spawn(async move {
+            let start = tokio::time::Instant::now() + PUBSUB_PING;
+            let mut ping = tokio::time::interval_at(start, PUBSUB_PING);
+            loop {
+                tokio::select! {
+                    // The reader went away.
+                    () = to.closed() => return,
+                    msg = messages.next() => {
+                        // `None`: the connection is gone.
+                        let Some(msg) = msg else { return };
+                        let denial = msg
+                            .get_payload::<String>()
+                            .ok()
+                            .and_then(|m| crate::store::parse_denial(&m));
+                        // A full reader: end, so that it reloads.
+                        if let Some(denial) = denial
+                            && to.try_send(denial).is_err()
+                        {
+                            return;
+                        }
+                    }
+                    _ = ping.tick() => {
+                        // In subscribed mode the reply is not a plain PONG.
+                        if within(deadline, sink.ping::<::redis::Value>()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Some(rx))
     }
 }

@@ -797,7 +797,74 @@ macro_rules! sql_store {
                         .await
                 })
                 .await?;
+                // And deny-list entries past their time.
+                self.run(async |c| {
+                    sqlx::query("DELETE FROM authkit_revoked_sessions WHERE until <= $1")
+                        .bind(now)
+                        .execute(c)
+                        .await
+                })
+                .await?;
                 Ok(done.rows_affected())
+            }
+
+            async fn deny(
+                &self,
+                ids: &[String],
+                until: $crate::store::UnixMillis,
+            ) -> Result<(), $crate::store::StoreError> {
+                if ids.is_empty() {
+                    return Ok(());
+                }
+                let now = $crate::time::now_millis();
+                // One transaction; on PostgreSQL the announcements go out
+                // with its commit (`announce`, store file), never before the
+                // rows are visible.
+                self.run(async |c| {
+                    let mut tx = sqlx::Connection::begin(&mut *c).await?;
+                    sqlx::query("DELETE FROM authkit_revoked_sessions WHERE until <= $1")
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    for id in ids {
+                        sqlx::query(
+                            "INSERT INTO authkit_revoked_sessions (id, until) VALUES ($1, $2) \
+                             ON CONFLICT (id) DO UPDATE SET until = excluded.until \
+                             WHERE excluded.until > authkit_revoked_sessions.until",
+                        )
+                        .bind(id)
+                        .bind(until)
+                        .execute(&mut *tx)
+                        .await?;
+                        Self::announce(&mut tx, id, until).await?;
+                    }
+                    tx.commit().await
+                })
+                .await
+            }
+
+            async fn denied(
+                &self,
+                after: $crate::store::UnixMillis,
+            ) -> Result<Vec<$crate::store::Denial>, $crate::store::StoreError> {
+                let rows: Vec<(String, i64)> = self
+                    .run(async |c| {
+                        sqlx::query_as("SELECT id, until FROM authkit_revoked_sessions WHERE until > $1")
+                            .bind(after)
+                            .fetch_all(c)
+                            .await
+                    })
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, until)| $crate::store::Denial { id, until })
+                    .collect())
+            }
+
+            async fn subscribe(
+                &self,
+            ) -> Result<Option<$crate::store::Denials>, $crate::store::StoreError> {
+                self.listen().await
             }
         }
     };

@@ -5,6 +5,9 @@
 //! writer at a time, so each statement of the shared SQL (see `sql.rs`) is
 //! atomic; concurrent writers queue on the busy timeout instead of failing,
 //! and every call gives up at the store's deadline.
+//!
+//! The deny list of ended sessions is a table without a channel: instances
+//! sharing the file poll it.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -108,6 +111,21 @@ impl SqliteStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .idle_timeout(None)
             .max_lifetime(None)
+    }
+}
+
+impl SqliteStore {
+    /// SQLite has no channel: other instances poll the deny list.
+    async fn announce(
+        _tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        _id: &str,
+        _until: super::UnixMillis,
+    ) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+
+    async fn listen(&self) -> Result<Option<super::Denials>, StoreError> {
+        Ok(None)
     }
 }
 

@@ -11,5 +11,6 @@ mod cross_site;
 mod keys;
 mod layer;
 mod refresh;
+mod revocation;
 mod support;
 mod verification;
