@@ -3,7 +3,9 @@
 //! - **propagation**: three `Auth`s in this process stand for three
 //!   instances, each with its own store connections (and its own channel
 //!   subscription and sync task), sharing one store: memory, Redis
-//!   (sessions and the deny list in Redis) and PostgreSQL alone. Each round
+//!   (sessions and the deny list in Redis), PostgreSQL alone, and a SQLite
+//!   file, which has no channel (polling, as with a channel that is down;
+//!   a tenth of the rounds). Each round
 //!   signs in on A, has B and C verify (and cache) the access token, signs
 //!   out on A, and then spins until B and C both refuse the token. The delay
 //!   is from `sign_out` returning on A to the later of B and C refusing;
@@ -28,7 +30,7 @@ use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use axum_authkit::keys::{KeySet, SigningKey};
-use axum_authkit::store::{MemoryStore, PostgresStore, RedisStore, SessionStore};
+use axum_authkit::store::{MemoryStore, PostgresStore, RedisStore, SessionStore, SqliteStore};
 use axum_authkit::{Auth, Client};
 
 use common::{AUDIENCE, HS256_SECRET, ISSUER, REFRESH_SECRET, user};
@@ -249,6 +251,24 @@ fn main() {
         if let Some((auths, admin)) = postgres_instances(&name).await {
             propagation("postgres", auths, rounds).await;
             admin.drop_schema(&name).await.expect("drop schema");
+        }
+
+        // No channel: polling (as with a channel that is down). A tenth of
+        // the rounds: each takes up to a poll period.
+        let file = std::env::temp_dir().join(format!("{name}.db"));
+        let url = format!("sqlite://{}?mode=rwc", file.display());
+        let first = SqliteStore::connect(&url).await.expect("sqlite");
+        first.migrate().await.expect("migrate");
+        let mut auths = vec![instance(Arc::new(first))];
+        for _ in 0..2 {
+            let store = SqliteStore::connect(&url).await.expect("sqlite");
+            auths.push(instance(Arc::new(store)));
+        }
+        if let Ok(auths) = auths.try_into() {
+            propagation("sqlite/poll", auths, (rounds / 10).max(1)).await;
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
         }
     });
 }
