@@ -132,7 +132,12 @@ pub fn refresh_session_id(raw: [u8; 48]) -> String {
 pub fn start_session<E: ExtraClaims>(auth: &Auth<E>, user_id: &str) -> String {
     let (_, refresh, store) = auth.fuzz_parts();
     refresh
-        .start(store, user_id, &crate::Client::default(), crate::time::now_millis())
+        .start(
+            store,
+            user_id,
+            &crate::Client::default(),
+            crate::time::now_millis(),
+        )
         .now_or_never()
         .expect("the store answers at once")
         .expect("the memory store does not fail")

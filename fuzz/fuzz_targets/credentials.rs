@@ -82,7 +82,13 @@ fuzz_target!(|input: Input| {
         // Other cookies around it, none with the same name.
         let clean = |b: &[u8]| -> String {
             b.iter()
-                .map(|&b| if b.is_ascii_alphanumeric() { char::from(b) } else { 'x' })
+                .map(|&b| {
+                    if b.is_ascii_alphanumeric() {
+                        char::from(b)
+                    } else {
+                        'x'
+                    }
+                })
                 .collect()
         };
         let header = format!("o{}=1; {pair}; p{}=2", clean(before), clean(after));
@@ -117,22 +123,38 @@ fuzz_target!(|input: Input| {
         assert!(value[..6].eq_ignore_ascii_case(b"bearer"));
         assert!(token.is_empty() || within(token, value));
         assert_eq!(token.trim_ascii(), &token[..]);
-        assert_eq!(access_cookie, None, "the cookie was read despite a Bearer token");
+        assert_eq!(
+            access_cookie, None,
+            "the cookie was read despite a Bearer token"
+        );
     }
     if has_authorization {
-        assert_eq!(refresh_cookie, None, "the refresh cookie was read despite Authorization");
+        assert_eq!(
+            refresh_cookie, None,
+            "the refresh cookie was read despite Authorization"
+        );
     } else {
         assert_eq!(refresh_cookie.as_deref(), refresh.find(&headers));
     }
     assert_eq!(access_token, bearer.clone().or(access_cookie.clone()));
-    let cookies: Vec<&[u8]> = headers.get_all(COOKIE).iter().map(|v| v.as_bytes()).collect();
-    for value in access_cookie.iter().map(Vec::as_slice).chain(refresh_cookie.as_deref().map(str::as_bytes)) {
+    let cookies: Vec<&[u8]> = headers
+        .get_all(COOKIE)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    for value in access_cookie
+        .iter()
+        .map(Vec::as_slice)
+        .chain(refresh_cookie.as_deref().map(str::as_bytes))
+    {
         assert!(!value.is_empty());
         assert!(!value.contains(&b';'));
         assert!(cookies.iter().any(|c| within(value, c)));
     }
     if bearer.is_none() {
-        let as_str = access_cookie.as_deref().and_then(|v| std::str::from_utf8(v).ok());
+        let as_str = access_cookie
+            .as_deref()
+            .and_then(|v| std::str::from_utf8(v).ok());
         assert_eq!(as_str, access.find(&headers));
     }
 });

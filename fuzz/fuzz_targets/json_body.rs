@@ -67,13 +67,20 @@ fuzz_target!(|input: Input| {
         Length::Declared(n) => Some(n.to_string().into_bytes()),
         Length::Raw(raw) => Some(raw.clone()),
     };
-    let Ok(len_value) = declared.as_deref().map(http::HeaderValue::from_bytes).transpose() else {
+    let Ok(len_value) = declared
+        .as_deref()
+        .map(http::HeaderValue::from_bytes)
+        .transpose()
+    else {
         return;
     };
     if let Some(v) = &len_value {
         req = req.header(header::CONTENT_LENGTH, v.clone());
     }
-    let chunks = input.chunks.into_iter().map(|c| Ok::<_, Infallible>(Bytes::from(c)));
+    let chunks = input
+        .chunks
+        .into_iter()
+        .map(|c| Ok::<_, Infallible>(Bytes::from(c)));
     let req = req
         .body(Body::from_stream(futures_util::stream::iter(chunks)))
         .unwrap();
@@ -84,7 +91,10 @@ fuzz_target!(|input: Input| {
         input.content_type,
         ContentType::Json | ContentType::JsonCharset | ContentType::ProblemJson
     );
-    let not_json = matches!(input.content_type, ContentType::TextPlain | ContentType::Missing);
+    let not_json = matches!(
+        input.content_type,
+        ContentType::TextPlain | ContentType::Missing
+    );
     let declared_n = len_value
         .as_ref()
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
@@ -97,7 +107,10 @@ fuzz_target!(|input: Input| {
         Err(StatusCode::BAD_REQUEST) => {
             assert!(!not_json);
             assert!(body.len() <= limit);
-            assert!(!matches!(serde_json::from_slice::<Value>(&body), Ok(Value::Object(_))));
+            assert!(!matches!(
+                serde_json::from_slice::<Value>(&body),
+                Ok(Value::Object(_))
+            ));
         }
         Err(other) => panic!("unexpected status {other}"),
         Ok(read) => {

@@ -360,10 +360,7 @@ fn time(t: Time) -> (Option<String>, Known<i64>) {
             (Some(format!("{}e3", v as f64 / 1000.0)), Err(false))
         }
         Time::Int(i) => (Some(i.to_string()), Ok(i)),
-        Time::Uint(u) => (
-            Some(u.to_string()),
-            i64::try_from(u).map_err(|_| true),
-        ),
+        Time::Uint(u) => (Some(u.to_string()), i64::try_from(u).map_err(|_| true)),
         Time::Float(f) if !f.is_finite() => (Some("null".into()), Err(true)),
         Time::Float(f) => {
             // serde_json's float parsing may miss by an ulp (no
@@ -584,7 +581,13 @@ fn build(input: &Input) -> (String, Option<Result<AccessClaims<Extra>, TokenErro
         Aud::Array(v) => {
             let list: Vec<String> = v
                 .iter()
-                .map(|&right| if right { AUDIENCE.into() } else { "other".into() })
+                .map(|&right| {
+                    if right {
+                        AUDIENCE.into()
+                    } else {
+                        "other".into()
+                    }
+                })
                 .collect();
             claims.field("aud", serde_json::to_string(&list).unwrap());
             Ok(Audience::Many(list))
@@ -629,13 +632,27 @@ fn build(input: &Input) -> (String, Option<Result<AccessClaims<Extra>, TokenErro
         }
     }
     if let Some((which, value)) = &c.duplicate {
-        let names = ["sub", "email", "email_verified", "sid", "jti", "iat", "exp", "nbf", "iss", "aud"];
+        let names = [
+            "sub",
+            "email",
+            "email_verified",
+            "sid",
+            "jti",
+            "iat",
+            "exp",
+            "nbf",
+            "iss",
+            "aud",
+        ];
         claims.field(names[usize::from(*which) % names.len()], small(value));
         modelled = false;
     }
     // Flattened extra claims buffer every value; floats stay floats, but a
     // number may be read back in another representation (1e2 as 100.0).
-    if c.extra.iter().any(|(_, v)| matches!(v, Small::Exp(..) | Small::Float(_))) {
+    if c.extra
+        .iter()
+        .any(|(_, v)| matches!(v, Small::Exp(..) | Small::Float(_)))
+    {
         extra_known = false;
     }
     let claims_json = claims.finish(c.reverse);
@@ -721,7 +738,8 @@ fn build(input: &Input) -> (String, Option<Result<AccessClaims<Extra>, TokenErro
             _ => None,
         };
         if !k1 {
-            let wanted = if matches!(h.kid, Kid::Ed) || matches!(&h.kid, Kid::Other(s) if s == "ed") {
+            let wanted = if matches!(h.kid, Kid::Ed) || matches!(&h.kid, Kid::Other(s) if s == "ed")
+            {
                 "EdDSA"
             } else {
                 "RS256"
@@ -749,8 +767,29 @@ fn build(input: &Input) -> (String, Option<Result<AccessClaims<Extra>, TokenErro
         if unknown {
             return None;
         }
-        let (Ok(sub), Ok(email), Ok(email_verified), Ok(sid), Ok(jti), Ok(iat), Ok(exp), Ok(nbf), Ok(iss), Ok(aud)) =
-            (&sub, &email, email_verified, &sid, &jti, iat, exp, nbf, &iss, &aud)
+        let (
+            Ok(sub),
+            Ok(email),
+            Ok(email_verified),
+            Ok(sid),
+            Ok(jti),
+            Ok(iat),
+            Ok(exp),
+            Ok(nbf),
+            Ok(iss),
+            Ok(aud),
+        ) = (
+            &sub,
+            &email,
+            email_verified,
+            &sid,
+            &jti,
+            iat,
+            exp,
+            nbf,
+            &iss,
+            &aud,
+        )
         else {
             return Some(Err(InvalidClaims));
         };
@@ -831,5 +870,6 @@ fn same_value(a: &Value, b: &Value) -> bool {
 
 fn same_map(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
     a.len() == b.len()
-        && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| same_value(v, w)))
+        && a.iter()
+            .all(|(k, v)| b.get(k).is_some_and(|w| same_value(v, w)))
 }

@@ -20,7 +20,8 @@ fuzz_target!(|data: &[u8]| {
         let uncached = fuzzing::verify_uncached::<()>(auth, token, NOW).expect("verifies uncached");
         assert_eq!(*claims, uncached);
         let resigned = fuzzing::sign(auth, &claims);
-        let again = fuzzing::verify_uncached::<()>(auth, &resigned, NOW).expect("re-signed verifies");
+        let again =
+            fuzzing::verify_uncached::<()>(auth, &resigned, NOW).expect("re-signed verifies");
         assert_eq!(*claims, again, "claims do not round-trip");
     }
 });
