@@ -123,7 +123,13 @@ fuzz_target!(|input: Input| {
             // Render → parse is stable.
             let rendered = serde_json::to_vec(&read.object).unwrap();
             let again: serde_json::Map<String, Value> = serde_json::from_slice(&rendered).unwrap();
-            assert_eq!(again, read.object);
+            // Floats may come back a few ulps off (serde_json without
+            // `float_roundtrip`); everything else exactly.
+            assert!(
+                axum_authkit_fuzz::same_map(&again, &read.object),
+                "{again:?} != {:?}",
+                read.object
+            );
             if let Err(status) = read.fields {
                 assert_eq!(status, StatusCode::BAD_REQUEST);
             }

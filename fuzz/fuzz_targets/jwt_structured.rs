@@ -842,7 +842,7 @@ fuzz_target!(|input: Input| {
         let mut again = fuzzing::verify_uncached::<Extra>(auth, &resigned, NOW)
             .expect("the re-signed claims verify");
         assert!(
-            same_map(&again.extra, &claims.extra),
+            axum_authkit_fuzz::same_map(&again.extra, &claims.extra),
             "extra claims do not round-trip: {:?} then {:?}",
             claims.extra,
             again.extra
@@ -851,25 +851,3 @@ fuzz_target!(|input: Input| {
         assert_eq!(again, claims, "claims do not round-trip");
     }
 });
-
-/// Equal, but floats only nearly: serde_json without `float_roundtrip`
-/// may read a float it wrote a few ulps off.
-fn same_value(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) if x.is_f64() && y.is_f64() => {
-            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-            x == y || (x - y).abs() <= x.abs().max(y.abs()) * 1e-15
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_value(a, b))
-        }
-        (Value::Object(x), Value::Object(y)) => same_map(x, y),
-        _ => a == b,
-    }
-}
-
-fn same_map(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .all(|(k, v)| b.get(k).is_some_and(|w| same_value(v, w)))
-}

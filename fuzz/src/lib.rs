@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use axum_authkit::keys::{KeySet, SigningKey, VerifyKey};
 use axum_authkit::store::MemoryStore;
 use axum_authkit::{Auth, ExtraClaims};
+use serde_json::{Map, Value};
 
 /// The HS256 secret of the active key `k1`.
 pub const SECRET: &[u8] = b"fuzzing secret, at least 32 bytes long!!";
@@ -45,4 +46,26 @@ pub fn auth<E: ExtraClaims>() -> Auth<E> {
 pub fn unit_auth() -> &'static Auth<()> {
     static AUTH: OnceLock<Auth<()>> = OnceLock::new();
     AUTH.get_or_init(auth::<()>)
+}
+
+/// Equal, but floats only nearly: serde_json without `float_roundtrip`
+/// may read a float it wrote a few ulps off.
+pub fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) if x.is_f64() && y.is_f64() => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            x == y || (x - y).abs() <= x.abs().max(y.abs()) * 1e-15
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_value(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => same_map(x, y),
+        _ => a == b,
+    }
+}
+
+pub fn same_map(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .all(|(k, v)| b.get(k).is_some_and(|w| same_value(v, w)))
 }
