@@ -133,6 +133,15 @@ impl<E> Clone for Auth<E> {
     }
 }
 
+/// The parts the fuzz targets drive directly (see `crate::fuzzing`).
+#[cfg(feature = "fuzzing")]
+impl<E> Auth<E> {
+    pub(crate) fn fuzz_parts(&self) -> (&Verifier, &RefreshTokens, &dyn SessionStore) {
+        let inner = &*self.inner;
+        (&inner.verifier, &inner.refresh, &*inner.sessions)
+    }
+}
+
 impl<E> std::fmt::Debug for Auth<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Auth")

@@ -73,7 +73,7 @@ pub(crate) fn read<'a>(
 /// The token of a `Bearer` credential (RFC 6750 section 2.1); `Some(b"")`
 /// for a Bearer credential without a token, so that it is refused rather
 /// than ignored.
-fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+pub(crate) fn bearer_token(value: &[u8]) -> Option<&[u8]> {
     const SCHEME: &[u8] = b"bearer";
     if value.len() < SCHEME.len() || !value[..SCHEME.len()].eq_ignore_ascii_case(SCHEME) {
         return None;

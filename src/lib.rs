@@ -168,6 +168,9 @@ mod credentials;
 mod cross_site;
 mod error;
 mod extract;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 pub mod layer;
 pub mod limits;

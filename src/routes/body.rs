@@ -27,7 +27,14 @@ impl<E: ExtraClaims> FromRequest<Auth<E>> for JsonObject {
     type Rejection = AuthError;
 
     async fn from_request(req: Request<Body>, auth: &Auth<E>) -> Result<Self, AuthError> {
-        let limit = auth.settings().max_body_bytes();
+        JsonObject::read(req, auth.settings().max_body_bytes()).await
+    }
+}
+
+impl JsonObject {
+    /// Reads a JSON object of at most `limit` bytes (the extractor without
+    /// the `Auth` it takes its limit from; the fuzz target calls this).
+    pub(crate) async fn read(req: Request<Body>, limit: usize) -> Result<Self, AuthError> {
         let content_type = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -63,9 +70,13 @@ impl<E: ExtraClaims> FromRequest<Auth<E>> for JsonObject {
             )),
         }
     }
-}
 
-impl JsonObject {
+    /// The object as parsed.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn as_map(&self) -> &Map<String, Value> {
+        &self.0
+    }
+
     /// Starts reading fields.
     pub(crate) fn fields(self) -> Fields {
         Fields {

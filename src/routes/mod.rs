@@ -2,7 +2,7 @@
 //! the request, calls one [`Auth`] method, and shapes the response.
 
 mod account;
-mod body;
+pub(crate) mod body;
 mod change_email;
 mod change_password;
 mod jwks;

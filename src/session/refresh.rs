@@ -61,10 +61,10 @@ const ENCODED_LEN: usize = 64;
 
 /// The raw bytes of a refresh token: session id, then secret.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct Raw([u8; TOKEN_LEN]);
+pub(crate) struct Raw(pub(crate) [u8; TOKEN_LEN]);
 
 impl Raw {
-    fn parse(token: &str) -> Option<Raw> {
+    pub(crate) fn parse(token: &str) -> Option<Raw> {
         if token.len() != ENCODED_LEN {
             return None;
         }
@@ -73,7 +73,7 @@ impl Raw {
         (n == TOKEN_LEN).then_some(Raw(raw))
     }
 
-    fn session_id(&self) -> String {
+    pub(crate) fn session_id(&self) -> String {
         URL_SAFE_NO_PAD.encode(&self.0[..ID_LEN])
     }
 
@@ -81,7 +81,7 @@ impl Raw {
         Sha256::digest(self.0).into()
     }
 
-    fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.0)
     }
 }
