@@ -552,18 +552,26 @@ async fn a_stalled_redis_answers_503_in_time_and_no_session_is_half_rotated() {
         ("STORE_DEADLINE_MS", &deadline_ms),
     ]);
 
+    // `authkit:` is the example's key prefix; a session's key carries its
+    // user's hash tag, found through the session's owner key.
     let rotated = async |sid: &str| {
+        let mut conn = conn.clone();
+        let user: String = redis::cmd("GET")
+            .arg(format!("authkit:sid:{{{sid}}}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         let rot: Option<String> = redis::cmd("HGET")
-            .arg(format!("authkit:fam:{sid}"))
+            .arg(format!("authkit:{{u:{user}}}:fam:{sid}"))
             .arg("rot")
-            .query_async(&mut conn.clone())
+            .query_async(&mut conn)
             .await
             .unwrap();
         rot.expect("the session exists") != "0"
     };
-    // The rotation script is the only call with the bare user-set prefix
-    // (`authkit:` is the example's key prefix) as an argument.
-    let stall = Flow::HoldAt(b"$13\r\nauthkit:user:\r\n".to_vec());
+    // After the sign-in, the rotation script is the first call that names
+    // the user's session set.
+    let stall = Flow::HoldAt(b"}:sessions\r\n".to_vec());
     rotation_stalls(&server, &proxy, stall, rotated).await;
 
     assert!(server.is_running(), "the server survived");
