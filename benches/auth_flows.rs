@@ -16,13 +16,15 @@
 
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum_authkit::limits::Limit;
 use axum_authkit::mail::{Mail, MailError, Mailer};
 use axum_authkit::store::{MemoryStore, NewUser, UserStore, email_key};
 use axum_authkit::testing::Rotator;
-use axum_authkit::{Auth, Client, async_trait};
+use axum_authkit::{Auth, Client, LimitSettings, async_trait};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::header::CONTENT_TYPE;
 use http::{Request, StatusCode};
@@ -170,6 +172,13 @@ fn lifecycle_flows(c: &mut Criterion) {
         .secret(SECRET)
         .store(Arc::new(MemoryStore::new()))
         .with_mailer(Arc::new(mailbox.clone()))
+        // Every iteration asks for and mails one reset code: lift those caps.
+        .with_limits(LimitSettings {
+            mails_per_address: Limit::new(u32::MAX, Duration::from_secs(3600)),
+            resets_per_ip: Limit::new(u32::MAX, Duration::from_secs(3600)),
+            code_requests_per_user: Limit::new(u32::MAX, Duration::from_secs(3600)),
+            ..LimitSettings::default()
+        })
         .build()
         .expect("auth");
     let client = Client::trusted();
@@ -189,10 +198,14 @@ fn lifecycle_flows(c: &mut Criterion) {
                     auth.request_password_reset(&client, email)
                         .await
                         .expect("reset request");
+                    // The mail goes out off the request path; a limit that
+                    // stops it must fail the bench, not hang it.
+                    let sent = std::time::Instant::now();
                     let code = loop {
                         if let Some(code) = mailbox.0.lock().expect("lock").take() {
                             break code;
                         }
+                        assert!(sent.elapsed() < Duration::from_secs(10), "no reset mail");
                         tokio::task::yield_now().await;
                     };
                     let start = std::time::Instant::now();
