@@ -126,17 +126,9 @@ async fn three_instances_share_sign_ins_refreshes_and_limits() {
 /// limits hold across instances when every call may land on another node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_instances_on_a_redis_cluster_share_refreshes_reuse_and_limits() {
-    let Some((_store, schema)) = common::postgres_store().await else {
+    let Some((_schema, cluster, database_url)) = postgres_and_cluster().await else {
         return;
     };
-    let Some(cluster) = tokio::task::spawn_blocking(common::cluster::start_or_skip)
-        .await
-        .unwrap()
-    else {
-        return;
-    };
-    let pg_url = common::postgres_url().await.unwrap();
-    let database_url = url_in_schema(&pg_url, schema.schema());
     share_sign_ins_refreshes_and_limits(&database_url, &cluster.url()).await;
     // The sessions and counters really live on the cluster.
     let keys: usize = cluster.keys_per_node("authkit:*").iter().sum();
@@ -589,17 +581,9 @@ async fn revocation_reaches_every_instance_with_postgres_and_redis() {
 /// reaches every node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn revocation_reaches_every_instance_on_a_redis_cluster() {
-    let Some((_store, schema)) = common::postgres_store().await else {
+    let Some((_schema, cluster, database_url)) = postgres_and_cluster().await else {
         return;
     };
-    let Some(cluster) = tokio::task::spawn_blocking(common::cluster::start_or_skip)
-        .await
-        .unwrap()
-    else {
-        return;
-    };
-    let pg_url = common::postgres_url().await.unwrap();
-    let database_url = url_in_schema(&pg_url, schema.schema());
     // Subscribe on a node that does not own the deny list, so the
     // announcement has to cross the cluster bus.
     let writer = cluster.owner_of("authkit:{denied}");
@@ -713,4 +697,17 @@ async fn revocation_converges_by_polling_while_the_channel_is_down() {
     a.stop();
     b.stop();
     c.stop();
+}
+
+/// PostgreSQL in a schema of its own and a Redis Cluster started for the
+/// test, or `None` when either is missing (the helpers said why).
+async fn postgres_and_cluster()
+-> Option<(common::SchemaGuard, common::cluster::RedisCluster, String)> {
+    let (_store, schema) = common::postgres_store().await?;
+    let cluster = tokio::task::spawn_blocking(common::cluster::start_or_skip)
+        .await
+        .unwrap()?;
+    let pg_url = common::postgres_url().await.unwrap();
+    let database_url = url_in_schema(&pg_url, schema.schema());
+    Some((schema, cluster, database_url))
 }
