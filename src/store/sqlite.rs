@@ -13,6 +13,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{ConnectOptions, Connection};
 
 use super::StoreError;
 
@@ -59,6 +60,16 @@ impl SqliteStore {
             .map_err(StoreError::unavailable)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal);
+        // Turning a new file to WAL takes an exclusive lock that SQLite may
+        // refuse at once ("database is locked") while a second pooled
+        // connection opens: do it once, alone, before the pool opens.
+        let first = options
+            .clone()
+            .busy_timeout(BUSY_TIMEOUT)
+            .connect()
+            .await
+            .map_err(StoreError::unavailable)?;
+        first.close().await.map_err(StoreError::unavailable)?;
         Self::connect_with(options, Self::pool_options()).await
     }
 
